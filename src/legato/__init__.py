@@ -1,0 +1,3 @@
+"""Legato: a self-hostable cloud-telephony engine."""
+
+__version__ = "0.1.0"

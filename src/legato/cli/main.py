@@ -1,0 +1,16 @@
+"""The `legato` console script. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="legato",
+    help="Legato: self-hostable cloud telephony with exact call statuses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# Command modules register themselves on `app` when imported (one line each, below).
+from legato.cli import statuses as _statuses  # noqa: E402,F401
