@@ -12,5 +12,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Legato: self-hostable cloud telephony with exact call statuses."""
+
+
 # Command modules register themselves on `app` when imported (one line each, below).
 from legato.cli import statuses as _statuses  # noqa: E402,F401
