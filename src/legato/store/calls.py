@@ -1,0 +1,342 @@
+"""Calls: creation with idempotency, live state, the final record, queries and export."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from legato.store.accounts import NotFound
+from legato.store.ids import new_id
+from legato.store.models import Call, Event, Leg
+from legato.store.types import utcnow
+
+#: Call lifecycle states (the status is only known in the last one).
+QUEUED, IN_PROGRESS, COMPLETED = "queued", "in_progress", "completed"
+UNFINISHED = (QUEUED, IN_PROGRESS)
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different request body."""
+
+    def __init__(self, key: str, call_id: str) -> None:
+        super().__init__(key)
+        self.key = key
+        self.call_id = call_id
+
+
+def body_hash(body: Any) -> str:
+    """A stable hash of a request body: same JSON value, same hash, whatever the key order."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def party_index(numbers: Sequence[str]) -> str:
+    """`|a|b|`: lets `from`/`to` filters match one number of a list on every engine."""
+    return "|" + "|".join(numbers) + "|" if numbers else ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    """What the API validated for a new call."""
+
+    service: str
+    number: str
+    from_numbers: tuple[str, ...]
+    to_numbers: tuple[str, ...]
+    request: dict[str, Any]
+    custom_data: Any = None
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+
+
+def create_call(
+    session: Session, account_id: str, new: NewCall, now: datetime | None = None
+) -> tuple[Call, bool]:
+    """Store a new call, or return the earlier one for a repeated idempotency key.
+
+    Returns (call, created). The same key with another body raises IdempotencyConflict.
+    The unique (account, key) constraint settles races between concurrent requests.
+    """
+    digest = body_hash(new.request)
+    if new.idempotency_key is not None:
+        earlier = _by_idempotency_key(session, account_id, new.idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, new.idempotency_key, digest), False
+    call = Call(
+        id=new_id("call"),
+        account_id=account_id,
+        service=new.service,
+        state=QUEUED,
+        number=new.number,
+        from_numbers=list(new.from_numbers),
+        to_numbers=list(new.to_numbers),
+        from_index=party_index(new.from_numbers),
+        to_index=party_index(new.to_numbers),
+        started_at=now or utcnow(),
+        custom_data=new.custom_data,
+        callback_url=new.callback_url,
+        idempotency_key=new.idempotency_key,
+        request_hash=digest,
+        request=new.request,
+        record={},
+    )
+    try:
+        with session.begin_nested():
+            session.add(call)
+    except IntegrityError:
+        if new.idempotency_key is None:
+            raise
+        earlier = _by_idempotency_key(session, account_id, new.idempotency_key)
+        if earlier is None:
+            raise
+        return _replay(earlier, new.idempotency_key, digest), False
+    return call, True
+
+
+def _by_idempotency_key(session: Session, account_id: str, key: str) -> Call | None:
+    return session.scalar(
+        select(Call).where(Call.account_id == account_id, Call.idempotency_key == key)
+    )
+
+
+def _replay(earlier: Call, key: str, digest: str) -> Call:
+    if earlier.request_hash != digest:
+        raise IdempotencyConflict(key, earlier.id)
+    return earlier
+
+
+def get_call(session: Session, account_id: str, call_id: str, *, full: bool = False) -> Call:
+    """The account's call; another account's call is reported as not found."""
+    stmt = select(Call).where(Call.account_id == account_id, Call.id == call_id)
+    if full:
+        stmt = stmt.options(selectinload(Call.legs), selectinload(Call.events))
+    call = session.scalar(stmt)
+    if call is None:
+        raise NotFound(f"call {call_id} not found")
+    return call
+
+
+def save_live(session: Session, call_id: str, record: dict[str, Any]) -> None:
+    """Persist the running call's partial record (one UPDATE, no read)."""
+    session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.state != COMPLETED)
+        .values(state=IN_PROGRESS, record=record, updated_at=utcnow())
+    )
+
+
+def finish_call(
+    session: Session, call_id: str, record: dict[str, Any], end_reason: str | None = None
+) -> Call:
+    """Write the final record: the call's columns, its legs and its events, at once."""
+    call = session.get(Call, call_id, with_for_update=True)
+    if call is None:
+        raise NotFound(f"call {call_id} not found")
+    if call.state == COMPLETED:
+        return call
+    answered_at = _instant(record.get("answered_at"))
+    ended_at = _instant(record.get("ended_at"))
+    call.state = COMPLETED
+    call.status = record.get("status")
+    call.answered_at = answered_at
+    call.ended_at = ended_at
+    call.duration_seconds = record.get("duration_seconds")
+    call.billable_seconds = record.get("billable_seconds")
+    call.connected_seconds = (
+        (ended_at - answered_at).total_seconds() if answered_at and ended_at else None
+    )
+    call.disconnected_by = record.get("disconnected_by")
+    call.connected_to = record.get("connected_to")
+    call.picked_by = record.get("picked_by")
+    call.end_reason = end_reason
+    call.record = record
+    call.updated_at = utcnow()
+    session.execute(Leg.__table__.delete().where(Leg.call_id == call_id))
+    session.execute(Event.__table__.delete().where(Event.call_id == call_id))
+    session.add_all(_legs(call_id, record.get("legs") or []))
+    session.add_all(_events(call_id, record.get("events") or []))
+    session.flush()
+    return call
+
+
+def _legs(call_id: str, legs: list[dict[str, Any]]) -> list[Leg]:
+    return [
+        Leg(
+            call_id=call_id,
+            position=i,
+            leg=leg["leg"],
+            attempt=leg.get("attempt", 1),
+            role=leg.get("role"),
+            number=leg.get("number"),
+            direction=leg.get("direction"),
+            outcome=leg.get("outcome"),
+            sip_code=leg.get("sip_code"),
+            sip_reason=leg.get("sip_reason"),
+            q850_cause=leg.get("q850_cause"),
+            q850_derived=leg.get("q850_derived"),
+            dialed_at=_instant(leg.get("dialed_at")),
+            ringing_at=_instant(leg.get("ringing_at")),
+            answered_at=_instant(leg.get("answered_at")),
+            ended_at=_instant(leg.get("ended_at")),
+            ended_by=leg.get("ended_by"),
+            ring_seconds=leg.get("ring_seconds"),
+            talk_seconds=leg.get("talk_seconds"),
+            pdd_ms=leg.get("pdd_ms"),
+        )
+        for i, leg in enumerate(legs)
+    ]
+
+
+_EVENT_KEYS = ("t", "type", "leg")
+
+
+def _events(call_id: str, events: list[dict[str, Any]]) -> list[Event]:
+    return [
+        Event(
+            call_id=call_id,
+            seq=i,
+            t=float(e.get("t", 0.0)),
+            leg=e.get("leg"),
+            type=str(e.get("type", "")),
+            data={k: v for k, v in e.items() if k not in _EVENT_KEYS},
+        )
+        for i, e in enumerate(events)
+    ]
+
+
+def _instant(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def unfinished_calls(session: Session) -> list[Call]:
+    """Calls left queued or in progress, e.g. by a crash, oldest first."""
+    return list(session.scalars(select(Call).where(Call.state.in_(UNFINISHED)).order_by(Call.id)))
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """The filters `GET /v1/calls`, the CSV export and `legato calls list` share."""
+
+    status: tuple[str, ...] = ()
+    service: str | None = None
+    state: str | None = None
+    number: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    disconnected_by: str | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        if self.status:
+            stmt = stmt.where(Call.status.in_(self.status))
+        if self.service:
+            stmt = stmt.where(Call.service == self.service)
+        if self.state:
+            stmt = stmt.where(Call.state == self.state)
+        if self.number:
+            stmt = stmt.where(Call.number == self.number)
+        if self.from_number:
+            stmt = stmt.where(Call.from_index.contains(f"|{self.from_number}|", autoescape=True))
+        if self.to_number:
+            stmt = stmt.where(Call.to_index.contains(f"|{self.to_number}|", autoescape=True))
+        if self.disconnected_by:
+            stmt = stmt.where(Call.disconnected_by == self.disconnected_by)
+        if self.started_after:
+            stmt = stmt.where(Call.started_at >= self.started_after)
+        if self.started_before:
+            stmt = stmt.where(Call.started_at < self.started_before)
+        return stmt
+
+
+class BadCursor(ValueError):
+    """A cursor that this server did not hand out."""
+
+
+def encode_cursor(call_id: str) -> str:
+    return base64.urlsafe_b64encode(call_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor(cursor) from exc
+    if not raw.startswith("call_"):
+        raise BadCursor(cursor)
+    return raw
+
+
+def list_calls(
+    session: Session,
+    account_id: str,
+    where: CallFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Call], str | None]:
+    """A page of calls, newest first, and the cursor of the next page (None at the end).
+
+    Keyset pagination on the time-ordered id: stable while new calls arrive.
+    """
+    stmt = where.apply(select(Call).where(Call.account_id == account_id))
+    if cursor is not None:
+        stmt = stmt.where(Call.id < decode_cursor(cursor))
+    rows = list(session.scalars(stmt.order_by(Call.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1].id) if more and rows else None)
+
+
+def iter_calls(
+    session: Session, account_id: str, where: CallFilter, batch: int = 500
+) -> Iterator[Call]:
+    """Every matching call, newest first, fetched in keyset batches (bounded memory)."""
+    cursor: str | None = None
+    while True:
+        rows, cursor = list_calls(session, account_id, where, batch, cursor)
+        yield from rows
+        session.expunge_all()
+        if cursor is None:
+            return
+
+
+def call_document(call: Call) -> dict[str, Any]:
+    """The call as the API, the CLI and exports show it: the DESIGN section 7 record
+    (partial while the call runs) plus the request's echo and the lifecycle state."""
+    record = call.record or {}
+    doc: dict[str, Any] = {
+        "id": call.id,
+        "service": call.service,
+        "state": call.state,
+        "status": call.status if call.state == COMPLETED else None,
+        "status_description": record.get("status_description") if call.state == COMPLETED else None,
+        "number": call.number,
+        "from": list(call.from_numbers),
+        "to": list(call.to_numbers),
+        "started_at": call.started_at.isoformat(),
+        "answered_at": record.get("answered_at"),
+        "ended_at": record.get("ended_at"),
+        "duration_seconds": record.get("duration_seconds"),
+        "billable_seconds": record.get("billable_seconds"),
+        "disconnected_by": record.get("disconnected_by"),
+        "connected_to": record.get("connected_to"),
+        "picked_by": record.get("picked_by"),
+        "admission": record.get("admission"),
+        "end_reason": call.end_reason,
+        "custom_data": call.custom_data,
+        "callback_url": call.callback_url,
+        "legs": record.get("legs") or [],
+        "events": record.get("events") or [],
+    }
+    return doc

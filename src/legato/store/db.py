@@ -1,0 +1,122 @@
+"""Opening a store: which URL, engine settings per backend, and schema upgrades."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+#: Used when neither `--db` nor `LEGATO_DB` is given: a file in the working directory.
+DEFAULT_DB_URL = "sqlite:///legato.db"
+ENV_VAR = "LEGATO_DB"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or upgraded (bad URL, unreachable server, ...)."""
+
+
+def resolve_db_url(url: str | None) -> str:
+    """The database URL: the explicit one, else `LEGATO_DB`, else the SQLite default."""
+    chosen = url or os.environ.get(ENV_VAR) or DEFAULT_DB_URL
+    try:
+        parsed = make_url(chosen)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse text
+        raise StoreError(f"invalid database URL {chosen!r}: {exc}") from exc
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///FILE "
+            "or postgresql+psycopg://USER@HOST/DB"
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        # psycopg 3 is the driver we install; plain postgresql:// would look for psycopg2.
+        chosen = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return chosen
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL lets readers run while the runtime writes; foreign keys are off by default."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the backend of `url`."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration that needs no alembic.ini: everything ships in the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+class Database:
+    """One store: an engine, a session factory, and its migrations."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = resolve_db_url(url)
+        self.engine = make_engine(self.url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.url.get_backend_name()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to `revision` (idempotent; run on every `legato serve`)."""
+        try:
+            command.upgrade(alembic_config(self.engine), revision)
+        except Exception as exc:
+            raise StoreError(f"cannot upgrade {self.safe_url}: {exc}") from exc
+
+    def downgrade(self, revision: str) -> None:
+        """Take the schema back to `revision`."""
+        command.downgrade(alembic_config(self.engine), revision)
+
+    def current_revision(self) -> str | None:
+        """The revision the database is at, or None when it has never been upgraded."""
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        """The newest revision shipped with this version of Legato."""
+        return ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
