@@ -21,3 +21,5 @@ def _root() -> None:
 
 # Command modules register themselves on `app` when imported (one line each, below).
 from legato.cli import statuses as _statuses  # noqa: E402,F401
+from legato.cli import db as _db  # noqa: E402,F401
+from legato.cli import accounts as _accounts  # noqa: E402,F401
