@@ -1,0 +1,261 @@
+"""SIP requests and responses (RFC 3261 §7): start line, ordered headers, body bytes.
+
+Headers are an ordered list of `(canonical name, value)`; list headers hold one entry per
+element (a line `Via: a, b` becomes two entries) so the transaction and dialog layers can
+pop and push Vias and Routes without re-parsing. Typed accessors parse on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from legato.sip.errors import RemoteProtocolError
+from legato.sip.fields import CSeq, NameAddr, Reason, Via
+from legato.sip.headers import CANONICAL, canonical_name
+from legato.sip.uri import SipURI
+
+SIP_VERSION = "SIP/2.0"
+
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 199: "Early Dialog Terminated", 200: "OK", 202: "Accepted",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Moved Temporarily",
+    305: "Use Proxy", 380: "Alternative Service", 400: "Bad Request", 401: "Unauthorized",
+    402: "Payment Required", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    406: "Not Acceptable", 407: "Proxy Authentication Required", 408: "Request Timeout",
+    410: "Gone", 413: "Request Entity Too Large", 414: "Request-URI Too Long",
+    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 491: "Request Pending", 493: "Undecipherable",
+    500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
+    513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
+    604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+}
+
+
+def reason_phrase(status: int) -> str:
+    return REASON_PHRASES.get(status, "Unknown")
+
+
+class Message:
+    """What requests and responses share: headers, body, typed header accessors."""
+
+    __slots__ = ("body", "headers")
+
+    def __init__(
+        self, headers: Iterable[tuple[str, str]] | None = None, body: bytes = b""
+    ) -> None:
+        self.headers: list[tuple[str, str]] = (
+            [(canonical_name(n), v) for n, v in headers] if headers is not None else []
+        )
+        self.body = body
+
+    # -- generic header access ----------------------------------------------------------
+    def get(self, name: str) -> str | None:
+        """First value of a header (any spelling, compact forms included), or None."""
+        key = CANONICAL.get(name.lower())
+        if key is not None:
+            for n, v in self.headers:
+                if n == key:
+                    return v
+            return None
+        low = name.lower()
+        for n, v in self.headers:
+            if n.lower() == low:
+                return v
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        key = CANONICAL.get(name.lower())
+        if key is not None:
+            return [v for n, v in self.headers if n == key]
+        low = name.lower()
+        return [v for n, v in self.headers if n.lower() == low]
+
+    def add(self, name: str, value: str) -> None:
+        self.headers.append((canonical_name(name), value))
+
+    def prepend(self, name: str, value: str) -> None:
+        self.headers.insert(0, (canonical_name(name), value))
+
+    def remove(self, name: str) -> None:
+        key = canonical_name(name)
+        low = key.lower()
+        self.headers = [(n, v) for n, v in self.headers if n.lower() != low]
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every value of `name` with one value, in the place of the first."""
+        key = canonical_name(name)
+        low = key.lower()
+        out: list[tuple[str, str]] = []
+        placed = False
+        for n, v in self.headers:
+            if n.lower() == low:
+                if not placed:
+                    out.append((key, value))
+                    placed = True
+            else:
+                out.append((n, v))
+        if not placed:
+            out.append((key, value))
+        self.headers = out
+
+    def _required(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise RemoteProtocolError(f"missing {name} header")
+        return value
+
+    # -- typed accessors ----------------------------------------------------------------
+    @property
+    def call_id(self) -> str:
+        return self._required("Call-ID")
+
+    @property
+    def cseq(self) -> CSeq:
+        return CSeq.parse(self._required("CSeq"))
+
+    @property
+    def from_(self) -> NameAddr:
+        return NameAddr.parse(self._required("From"), "From")
+
+    @property
+    def to(self) -> NameAddr:
+        return NameAddr.parse(self._required("To"), "To")
+
+    @property
+    def top_via(self) -> Via:
+        return Via.parse(self._required("Via"))
+
+    @property
+    def vias(self) -> list[Via]:
+        return [Via.parse(v) for v in self.get_all("Via")]
+
+    @property
+    def contacts(self) -> list[NameAddr]:
+        return [NameAddr.parse(v, "Contact") for v in self.get_all("Contact")]
+
+    @property
+    def record_route(self) -> list[NameAddr]:
+        return [NameAddr.parse(v, "Record-Route") for v in self.get_all("Record-Route")]
+
+    @property
+    def route(self) -> list[NameAddr]:
+        return [NameAddr.parse(v, "Route") for v in self.get_all("Route")]
+
+    @property
+    def reasons(self) -> list[Reason]:
+        return [Reason.parse(v) for v in self.get_all("Reason")]
+
+    @property
+    def q850_cause(self) -> int | None:
+        """The cause of the first `Reason: Q.850` value, if any (RFC 3326)."""
+        for value in self.get_all("Reason"):
+            if value.lstrip()[:5].upper() == "Q.850":
+                return Reason.parse(value).cause
+        return None
+
+    @property
+    def content_type(self) -> str | None:
+        return self.get("Content-Type")
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.get("Max-Forwards")
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.isdigit() or int(value) > 255:
+            raise RemoteProtocolError(f"Max-Forwards: must be 0..255, got {value!r}")
+        return int(value)
+
+    # -- wire form ----------------------------------------------------------------------
+    def _start_line(self) -> str:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """Serialise; Content-Length is always written and always matches the body."""
+        lines = [self._start_line()]
+        lines += [f"{n}: {v}" for n, v in self.headers if n != "Content-Length"]
+        lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
+        return "\r\n".join(lines).encode() + self.body
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+class Request(Message):
+    __slots__ = ("method", "uri")
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+
+    def _start_line(self) -> str:
+        return f"{self.method} {self.uri} {SIP_VERSION}"
+
+    @property
+    def parsed_uri(self) -> SipURI:
+        return SipURI.parse(self.uri)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    __slots__ = ("reason", "status")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = reason if reason is not None else reason_phrase(status)
+
+    def _start_line(self) -> str:
+        return f"{SIP_VERSION} {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+# Headers a response copies from its request (RFC 3261 §8.2.6.2).
+_COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Response:
+    """A response to `request`: Via/From/To/Call-ID/CSeq copied, a To tag added if given."""
+    copied: list[tuple[str, str]] = []
+    for n, v in request.headers:
+        if n in _COPIED:
+            if n == "To" and to_tag is not None and ";tag=" not in v.replace(" ", "").lower():
+                v = f"{v};tag={to_tag}"
+            copied.append((n, v))
+    if status < 300 and request.method in ("INVITE", "SUBSCRIBE"):
+        copied += [("Record-Route", v) for v in request.get_all("Record-Route")]
+    response = Response(status, reason, copied, body)
+    for n, v in headers:
+        response.add(n, v)
+    return response
