@@ -1,0 +1,113 @@
+"""The fastest bulk path each engine has, for packed entries (``digits << 8 | mask``).
+
+PostgreSQL: binary ``COPY ... FROM STDIN`` built with numpy (20 bytes a row, no text
+formatting), into a table without a key; the primary key is built afterwards from data
+already sorted and unique. SQLite: sorted rows in batches of 1M (unpacked by
+``json_each``), one transaction each, into a WITHOUT ROWID table, so the B-tree only
+ever appends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection
+
+from legato.dnd.parse import MASK, MASK_BITS, Keys
+
+RowsFn = Callable[[int], None]
+"""Called with the number of rows written so far."""
+
+BATCH_ROWS = 1 << 20
+
+_PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_PG_TRAILER = b"\xff\xff"
+_PG_ROW = np.dtype(
+    [("fields", ">i2"), ("len1", ">i4"), ("number", ">i8"), ("len2", ">i4"), ("mask", ">i2")]
+)
+
+
+def _pg_rows(keys: Keys) -> bytes:
+    rows = np.empty(len(keys), dtype=_PG_ROW)
+    rows["fields"] = 2
+    rows["len1"] = 8
+    rows["number"] = keys >> MASK_BITS
+    rows["len2"] = 2
+    rows["mask"] = keys & MASK
+    return rows.tobytes()
+
+
+def copy_postgres(conn: Connection, table: str, keys: Keys, progress: RowsFn | None) -> None:
+    """Stream ``keys`` into ``table`` with binary COPY inside the connection's transaction."""
+    driver: Any = conn.connection.driver_connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table} (number, categories) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.write(_PG_HEADER)
+        for start in range(0, len(keys), BATCH_ROWS):
+            copy.write(_pg_rows(keys[start : start + BATCH_ROWS]))
+            if progress is not None:
+                progress(min(start + BATCH_ROWS, len(keys)))
+        copy.write(_PG_TRAILER)
+
+
+def insert_sqlite(
+    conn: Connection, table: str, keys: Keys, progress: RowsFn | None, *, commit: bool
+) -> None:
+    """Insert ``keys`` a batch per statement; commit each batch when ``commit`` (fresh tables).
+
+    A batch goes in as one JSON array unpacked by SQLite's ``json_each`` (in C), twice as
+    fast as ``executemany``, which builds a Python tuple per row.
+    """
+    driver: Any = conn.connection.driver_connection
+    sql = (
+        f"INSERT INTO {table} (number, categories) "
+        f"SELECT value >> {MASK_BITS}, value & {MASK} FROM json_each(?)"
+    )
+    for start in range(0, len(keys), BATCH_ROWS):
+        part = keys[start : start + BATCH_ROWS]
+        driver.execute(sql, (str(part.tolist()),))
+        if commit:
+            driver.commit()
+        if progress is not None:
+            progress(min(start + BATCH_ROWS, len(keys)))
+
+
+def bulk_load(
+    conn: Connection, table: str, keys: Keys, progress: RowsFn | None, *, commit: bool
+) -> None:
+    """Load ``keys`` into ``table`` by the engine's fastest path."""
+    if conn.dialect.name == "postgresql":
+        copy_postgres(conn, table, keys, progress)
+    else:
+        insert_sqlite(conn, table, keys, progress, commit=commit)
+
+
+def read_keys(conn: Connection, table: str, expected: int) -> Keys:
+    """Read a whole version table back as sorted packed entries (for the in-memory index)."""
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        chunks: list[bytes] = []
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(
+                f"COPY (SELECT number * 256 + categories FROM {table}) TO STDOUT (FORMAT BINARY)"
+            ) as copy,
+        ):
+            chunks.extend(bytes(block) for block in copy)
+        data = b"".join(chunks)
+        body = data[len(_PG_HEADER) : len(data) - len(_PG_TRAILER)]
+        rows = np.frombuffer(body, dtype=np.dtype([("f", ">i2"), ("l", ">i4"), ("k", ">i8")]))
+        keys = rows["k"].astype(np.int64)
+    else:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(f"SELECT number * 256 + categories FROM {table}")
+            keys = np.fromiter((row[0] for row in cursor), dtype=np.int64, count=expected)
+        finally:
+            cursor.close()
+    keys.sort()
+    return keys
