@@ -1,0 +1,204 @@
+"""The configuration of a Legato number and its flow: one schema for scenario files and the API.
+
+A scenario's ``config:`` block (DESIGN section 6) and the REST API's number ``config`` are
+the same Pydantic model, so a file and a request are validated by the same rules and
+their errors name the same key paths.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from legato.core.policy.office_hours import OfficeHours
+from legato.core.policy.permissions import (
+    validate_allowed_countries,
+    validate_allowed_number_types,
+)
+
+#: How long a prompt plays in the sim when its ``seconds`` is not given.
+DEFAULT_PROMPT_SECONDS = 3.0
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a config must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Prompt(_Strict):
+    """Audio to play: a prompt file from the prompts folder, or text to speak."""
+
+    prompt: str | None = Field(default=None, min_length=1, description="prompt file name")
+    text: str | None = Field(default=None, min_length=1, description="text to speak")
+    seconds: float = Field(
+        default=DEFAULT_PROMPT_SECONDS, ge=0, description="how long it plays in the sim"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Prompt:
+        if (self.prompt is None) == (self.text is None):
+            raise ValueError("give exactly one of 'prompt' (a file name) or 'text'")
+        return self
+
+
+class AnswerArgs(_Strict):
+    after: float = Field(default=0.0, ge=0, description="seconds before the platform answers")
+
+
+class HangupArgs(_Strict):
+    pass
+
+
+class DialArgs(_Strict):
+    to: list[str] = Field(min_length=1, description="agent numbers, tried as `strategy` says")
+    ring_timeout: float | None = Field(default=None, gt=0)
+    strategy: Literal["sequential", "parallel"] = "sequential"
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("to")
+    @classmethod
+    def _numbers(cls, value: list[str]) -> list[str]:
+        return _unique_numbers(value)
+
+
+class GatherArgs(_Strict):
+    prompt: Prompt
+    digits: int = Field(default=1, ge=1, le=32)
+    timeout: float = Field(default=5.0, ge=0, description="seconds from the end of the prompt")
+    branches: dict[str, list[Step]] = Field(default_factory=dict)
+    default: list[Step] = Field(default_factory=list)
+
+    @field_validator("branches")
+    @classmethod
+    def _digit_keys(cls, value: dict[str, list[Step]]) -> dict[str, list[Step]]:
+        for key in value:
+            if not key or any(c not in "0123456789*#" for c in key):
+                raise ValueError(f"branch key {key!r} must be DTMF digits (0-9, *, #)")
+        return value
+
+
+class AnswerStep(_Strict):
+    answer: AnswerArgs
+
+
+class PlayStep(_Strict):
+    play: Prompt
+
+
+class GatherStep(_Strict):
+    gather: GatherArgs
+
+
+class DialStep(_Strict):
+    dial: DialArgs
+
+
+class HangupStep(_Strict):
+    hangup: HangupArgs
+
+
+STEP_KINDS = ("answer", "play", "gather", "dial", "hangup")
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return next(iter(value)) if len(value) == 1 else None
+    return next((k for k in STEP_KINDS if getattr(value, k, None) is not None), None)
+
+
+Step = Annotated[
+    Annotated[AnswerStep, Tag("answer")]
+    | Annotated[PlayStep, Tag("play")]
+    | Annotated[GatherStep, Tag("gather")]
+    | Annotated[DialStep, Tag("dial")]
+    | Annotated[HangupStep, Tag("hangup")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="flow_step",
+        custom_error_message="a flow step is a mapping with exactly one of the keys "
+        + ", ".join(STEP_KINDS),
+    ),
+]
+GatherArgs.model_rebuild()
+
+
+def _unique_numbers(numbers: list[str]) -> list[str]:
+    """E.164-normalise a list of numbers; a number given twice is an error."""
+    from legato.core.policy.permissions import normalize_number
+
+    out = [normalize_number(n) for n in numbers]
+    seen: set[str] = set()
+    for n in out:
+        if n in seen:
+            raise ValueError(f"{n} is given twice")
+        seen.add(n)
+    return out
+
+
+class NumberConfig(_Strict):
+    """Everything that decides how calls to or from a Legato number behave."""
+
+    ring_timeout: float = Field(default=30.0, gt=0, description="seconds a dialled phone may ring")
+    max_duration: float = Field(default=3600.0, gt=0, description="seconds from the first answer")
+    lines: int | None = Field(default=None, ge=0, description="lines allocated; absent = no limit")
+    lines_in_use: int = Field(default=0, ge=0, description="lines already busy (scenarios)")
+    blacklist: list[str] = Field(default_factory=list, description="numbers, or prefixes ending *")
+    dnd: list[str] = Field(default_factory=list, description="DND registry entries (scenarios)")
+    dnd_scrub: bool = True
+    allowed_countries: list[str] | None = None
+    allowed_number_types: list[str] | None = None
+    office_hours: OfficeHours | None = None
+    missed_call: bool = False
+    missed_call_ring: float = Field(default=2.0, ge=0)
+    flow: list[Step] | None = None
+
+    @field_validator("blacklist")
+    @classmethod
+    def _blacklist(cls, value: list[str]) -> list[str]:
+        from legato.core.policy.blacklist import Blacklist
+
+        Blacklist(value)  # raises on a bad entry, naming it
+        return value
+
+    @field_validator("dnd")
+    @classmethod
+    def _dnd(cls, value: list[str]) -> list[str]:
+        from legato.core.policy.permissions import normalize_number
+
+        return [normalize_number(n) for n in value]
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _countries(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else list(validate_allowed_countries(value))
+
+    @field_validator("allowed_number_types")
+    @classmethod
+    def _types(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else list(validate_allowed_number_types(value))
+
+
+def flow_has_answer(steps: list[Step]) -> bool:
+    """Whether an ``answer`` step appears anywhere in a flow (outbound flows forbid it)."""
+    for step in steps:
+        if isinstance(step, AnswerStep):
+            return True
+        if isinstance(step, GatherStep):
+            g = step.gather
+            if flow_has_answer(g.default) or any(flow_has_answer(b) for b in g.branches.values()):
+                return True
+    return False

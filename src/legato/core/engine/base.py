@@ -1,0 +1,394 @@
+"""What every call flow shares: legs and attempts, timers, and the end of a call.
+
+A `Call` is a sans-IO state machine in the style of aioquic: the driver feeds it events
+with the current time, drains `commands`, and calls `handle_timer(now)` when
+`get_timer()` says so. Nothing here reads a clock or touches the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from legato.core.admission import CallRequest, Policy, Verdict, admit
+from legato.core.catalogue import Service, Status
+from legato.core.causes import classify_response
+from legato.core.config import NumberConfig
+from legato.core.events import (
+    Cancel,
+    Command,
+    Digits,
+    Event,
+    Hangup,
+    LegAnswered,
+    LegFailed,
+    LegHangup,
+    LegProgress,
+    PlayDone,
+    Reject,
+)
+from legato.core.outcomes import Outcome, parallel_outcome
+from legato.core.record import AdmissionRecord, CallEvent, CallRecord, LegRecord
+from legato.core.resolver import CallFacts, resolve
+
+#: How long a cancelled leg may take to send its final response before we stop waiting.
+SETTLE_SECONDS = 32.0
+
+#: What an unanswered inbound caller is refused with, by why the call stops (one table).
+REJECTIONS: dict[Status | Outcome, tuple[int, int]] = {
+    Status.BLOCKED: (603, 21),
+    Status.MISWIG: (603, 21),
+    Status.OFF_HOUR: (480, 18),
+    Status.MAX_USE: (486, 17),
+    Status.IVR: (480, 41),
+    Outcome.BUSY: (486, 17),
+    Outcome.NOANSWER: (480, 19),
+    Outcome.CONGESTION: (503, 34),
+    Outcome.CHANUNAVAIL: (503, 3),
+    Outcome.FAILED: (480, 41),
+    Outcome.CANCELLED: (487, 16),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpec:
+    """Everything a call needs to start: who, which number, its config and policies."""
+
+    id: str
+    service: Service
+    number: str
+    leg1: tuple[str, ...]
+    leg2: tuple[str, ...]
+    config: NumberConfig
+    policy: Policy
+    started_at: datetime
+    lines_in_use: int = 0
+    category: int | None = None
+    transactional: bool = False
+
+
+# Leg states
+RINGING, ANSWERED, CANCELLING, ENDED = 0, 1, 2, 3
+
+
+class Leg:
+    """The engine's view of one leg attempt; its facts live in ``rec``."""
+
+    __slots__ = ("id", "party", "provisional", "rec", "state")
+
+    def __init__(self, leg_id: int, party: str, rec: LegRecord) -> None:
+        self.id = leg_id
+        self.party = party  # "leg1" | "leg2": who this side is in `disconnected_by`
+        self.rec = rec
+        self.state = RINGING
+        self.provisional = False
+
+
+class DialGroup:
+    """A set of attempts dialled for one step: agents of a dial step, or one side of a call."""
+
+    __slots__ = ("attempts", "numbers", "outcome", "parallel", "ring_timeout", "role", "leg")
+
+    def __init__(self, numbers: list[str], parallel: bool, ring_timeout: float, role: str,
+                 leg: int) -> None:
+        self.numbers = numbers
+        self.parallel = parallel
+        self.ring_timeout = ring_timeout
+        self.role = role
+        self.leg = leg
+        self.attempts: list[Leg] = []
+        self.outcome: Outcome | None = None
+
+    @property
+    def pending(self) -> list[Leg]:
+        return [a for a in self.attempts if a.state == RINGING]
+
+    def settle(self, cut: Outcome | None = None) -> Outcome:
+        """The step's outcome once nothing of it rings any more (DESIGN section 3)."""
+        if self.outcome is None:
+            outcomes = [a.rec.outcome or Outcome.FAILED for a in self.attempts]
+            if cut is Outcome.CANCELLED:
+                self.outcome = Outcome.CANCELLED
+            elif not outcomes:
+                self.outcome = Outcome.FAILED
+            elif self.parallel:
+                self.outcome = parallel_outcome(outcomes)
+            else:
+                self.outcome = outcomes[-1]
+        return self.outcome
+
+
+class Call:
+    """The shared machinery of a call; services subclass it (incoming, click-to-call...)."""
+
+    service: Service
+
+    def __init__(self, spec: CallSpec, now: float) -> None:
+        self.spec = spec
+        self.config = spec.config
+        self.commands: list[Command] = []
+        self.finished = False
+        self.record = CallRecord(
+            id=spec.id, service=spec.service, number=spec.number, started_at=spec.started_at,
+            t0=now, from_numbers=spec.leg1, to_numbers=spec.leg2,
+        )
+        self.legs: list[Leg] = []
+        self._timers: dict[object, float] = {}
+        self._first_answer: float | None = None
+        self.verdict: Verdict | None = None
+
+    # ------------------------------------------------------------------ driver API
+    def start(self, now: float) -> None:
+        raise NotImplementedError
+
+    def get_timer(self) -> float | None:
+        """When the driver must call `handle_timer` next (None: no timer)."""
+        return min(self._timers.values()) if self._timers else None
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer due at ``now``, earliest first."""
+        while self._timers:
+            key = min(self._timers, key=self._timers.__getitem__)
+            if self._timers[key] > now:
+                return
+            del self._timers[key]
+            self._on_timer(key, now)
+
+    @property
+    def settled(self) -> bool:
+        """Finished, and every cancelled leg has given its final response."""
+        return self.finished and not any(leg.state == CANCELLING for leg in self.legs)
+
+    def handle(self, event: Event, now: float) -> None:
+        """Feed one event from the driver."""
+        if isinstance(event, PlayDone):
+            if not self.finished:
+                self._on_play_done(event.play, now)
+            return
+        leg = self.legs[event.leg]
+        if isinstance(event, LegProgress):
+            self._progress(leg, event, now)
+        elif isinstance(event, LegAnswered):
+            self._answered(leg, now)
+        elif isinstance(event, LegFailed):
+            self._failed(leg, event, now)
+        elif isinstance(event, LegHangup):
+            self._hangup(leg, event, now)
+        elif isinstance(event, Digits):
+            if not self.finished and leg.state == ANSWERED:
+                self._on_digits(leg, event.digits, now)
+
+    # --------------------------------------------------------------- leg lifecycle
+    def _new_leg(self, party: str, rec: LegRecord) -> Leg:
+        leg = Leg(len(self.legs), party, rec)
+        self.legs.append(leg)
+        self.record.legs.append(rec)
+        return leg
+
+    def _dial(self, group: DialGroup, number: str, now: float) -> Leg:
+        from legato.core.events import Dial
+
+        rec = LegRecord(leg=group.leg, attempt=self._next_attempt(group.leg), role=group.role,
+                        number=number, direction="outbound", dialed_at=now)
+        leg = self._new_leg(f"leg{group.leg}", rec)
+        group.attempts.append(leg)
+        self.commands.append(Dial(leg.id, number, self.spec.number))
+        self._timers[("ring", leg.id)] = now + group.ring_timeout
+        self._event(now, "dial", rec, number=number)
+        return leg
+
+    def _next_attempt(self, leg_no: int) -> int:
+        return 1 + sum(1 for leg in self.record.legs if leg.leg == leg_no)
+
+    def _progress(self, leg: Leg, event: LegProgress, now: float) -> None:
+        if leg.state != RINGING:
+            return
+        leg.provisional = True
+        if event.sip_code in (180, 183) and leg.rec.ringing_at is None:
+            leg.rec.ringing_at = now
+            self._event(now, "ringing", leg.rec, sip_code=event.sip_code)
+
+    def _answered(self, leg: Leg, now: float) -> None:
+        if leg.state == CANCELLING:  # a 200 crossed our CANCEL: take it and hang up at once
+            self.commands.append(Hangup(leg.id, 16))
+            return
+        if leg.state != RINGING or self.finished:
+            return
+        self._timers.pop(("ring", leg.id), None)
+        leg.state = ANSWERED
+        rec = leg.rec
+        rec.outcome, rec.sip_code, rec.sip_reason = Outcome.ANSWERED, 200, "OK"
+        rec.q850_cause, rec.q850_derived, rec.answered_at = 16, True, now
+        self._event(now, "answered", rec)
+        self._mark_answer(now)
+        self._on_answered(leg, now)
+
+    def _failed(self, leg: Leg, event: LegFailed, now: float) -> None:
+        rec = leg.rec
+        if leg.state == CANCELLING:  # the final response to our CANCEL: keep its code
+            self._apply_response(rec, event)
+            leg.state = ENDED
+            self._timers.pop(("settle", leg.id), None)
+            return
+        if leg.state != RINGING or self.finished:
+            return
+        self._timers.pop(("ring", leg.id), None)
+        leg.state = ENDED
+        self._apply_response(rec, event, set_outcome=True)
+        rec.ended_at = now
+        rec.ended_by = leg.party if event.sip_code is not None else "platform"
+        self._event(now, "failed", rec, sip_code=event.sip_code, outcome=rec.outcome)
+        self._on_attempt_failed(leg, now)
+
+    @staticmethod
+    def _apply_response(rec: LegRecord, event: LegFailed, set_outcome: bool = False) -> None:
+        if event.sip_code is None:
+            if set_outcome:
+                rec.outcome = Outcome.FAILED
+            return
+        c = classify_response(event.sip_code, event.reason_cause, event.reason_phrase)
+        if set_outcome:
+            rec.outcome = c.outcome
+        rec.sip_code, rec.sip_reason = c.sip_code, c.sip_reason
+        rec.q850_cause, rec.q850_derived = c.q850_cause, c.q850_derived
+
+    def _hangup(self, leg: Leg, event: LegHangup, now: float) -> None:
+        if self.finished or leg.state in (ENDED, CANCELLING):
+            return
+        self._close_leg(leg, now, leg.party)
+        self._event(now, "hangup", leg.rec, by=leg.party)
+        self._on_hangup(leg, now)
+
+    def _close_leg(self, leg: Leg, now: float, by: str) -> None:
+        leg.state = ENDED
+        leg.rec.ended_at = now
+        leg.rec.ended_by = by
+
+    def _cut(self, leg: Leg, now: float, outcome: Outcome | None) -> None:
+        """Stop a leg still ringing: CANCEL it and decide its outcome now."""
+        self._timers.pop(("ring", leg.id), None)
+        if leg.rec.direction == "inbound":
+            return
+        leg.state = CANCELLING
+        rec = leg.rec
+        if outcome is None:  # a timer cut it: NOANSWER if it ever rang, else no response
+            outcome = Outcome.NOANSWER if leg.provisional else Outcome.FAILED
+        rec.outcome, rec.ended_at, rec.ended_by = outcome, now, "platform"
+        self.commands.append(Cancel(leg.id))
+        self._timers[("settle", leg.id)] = now + SETTLE_SECONDS
+        self._event(now, "cancel", rec, outcome=outcome)
+
+    def _mark_answer(self, now: float) -> None:
+        """The first answer of the call starts the maximum-duration clock."""
+        if self._first_answer is None:
+            self._first_answer = now
+            self._timers["max"] = now + self.config.max_duration
+
+    # ------------------------------------------------------------------- timers
+    def _on_timer(self, key: object, now: float) -> None:
+        if key == "max":
+            self._event(now, "max_duration")
+            self._finish(now, "platform", cut=None)
+        elif isinstance(key, tuple) and key[0] == "ring":
+            leg = self.legs[key[1]]
+            if leg.state == RINGING and not self.finished:
+                self._cut(leg, now, None)
+                self._on_attempt_failed(leg, now)
+        elif isinstance(key, tuple) and key[0] == "settle":
+            leg = self.legs[key[1]]
+            if leg.state == CANCELLING:
+                leg.state = ENDED
+        else:
+            self._on_flow_timer(key, now)
+
+    # ---------------------------------------------------------------- admission
+    def _admit(self, now: float) -> Verdict:
+        spec = self.spec
+        request = CallRequest(spec.service, spec.number, spec.leg1, spec.leg2, spec.category,
+                              spec.transactional)
+        verdict = admit(spec.policy, request, spec.started_at, spec.lines_in_use)
+        self.verdict = verdict
+        self.record.admission = AdmissionRecord(
+            verdict="admit" if verdict.status is None else verdict.status.value,
+            rule=verdict.rule, detail=verdict.detail,
+            dropped=tuple(d.as_dict() for d in verdict.dropped),
+        )
+        self._event(now, "admission", None, verdict=self.record.admission.verdict)
+        return verdict
+
+    # ------------------------------------------------------------------ the end
+    def _finish(self, now: float, ended_by: str, cut: Outcome | None = Outcome.CANCELLED,
+                reject: tuple[int, int] | None = None) -> None:
+        """End the whole call: hang up answered legs, cancel ringing ones, resolve the status.
+
+        ``cut`` is the outcome of legs still ringing: CANCELLED when a side hung up, None
+        when a timer ended the call (NOANSWER, or FAILED if the leg never rang).
+        """
+        if self.finished:
+            return
+        self._timers = {k: v for k, v in self._timers.items()
+                        if isinstance(k, tuple) and k[0] == "settle"}
+        for leg in self.legs:
+            if leg.state == ANSWERED:
+                self.commands.append(Hangup(leg.id, 16))
+                self._close_leg(leg, now, "platform")
+            elif leg.state == RINGING:
+                if leg.rec.direction == "inbound":
+                    code, cause = reject or REJECTIONS[self._unanswered_reason()]
+                    self.commands.append(Reject(leg.id, code, cause))
+                    self._reject_caller(leg, code, cause, now)
+                else:
+                    self._cut(leg, now, cut)
+        self._settle_groups(cut)
+        self.finished = True
+        resolution = resolve(self._facts(ended_by))
+        rec = self.record
+        rec.status, rec.disconnected_by, rec.ended_at = resolution.status, ended_by, now
+        self._fill_parties(resolution.status)
+        self._event(now, "end", None, status=resolution.status.value, by=ended_by)
+
+    def _reject_caller(self, leg: Leg, code: int, cause: int, now: float) -> None:
+        rec = leg.rec
+        self._apply_response(rec, LegFailed(leg.id, code, cause), set_outcome=True)
+        self._close_leg(leg, now, "platform")
+        self._event(now, "reject", rec, sip_code=code)
+
+    def _event(self, now: float, kind: str, rec: LegRecord | None = None,
+               **detail: object) -> None:
+        clean = {k: (v.value if isinstance(v, Outcome) else v) for k, v in detail.items()}
+        self.record.events.append(CallEvent(
+            t=round(now - self.record.t0, 6), type=kind,
+            leg=None if rec is None else rec.leg, attempt=None if rec is None else rec.attempt,
+            detail=clean or None,
+        ))
+
+    # --------------------------------------------------------- service hooks
+    def _on_answered(self, leg: Leg, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_attempt_failed(self, leg: Leg, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_hangup(self, leg: Leg, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_digits(self, leg: Leg, digits: str, now: float) -> None:
+        """Digits outside a gather are dropped."""
+
+    def _on_play_done(self, play: int, now: float) -> None:
+        """Only flows play prompts."""
+
+    def _on_flow_timer(self, key: object, now: float) -> None:
+        raise KeyError(key)
+
+    def _settle_groups(self, cut: Outcome | None) -> None:
+        """Give every open dial group its outcome when the call ends."""
+
+    def _unanswered_reason(self) -> Status | Outcome:
+        return Status.IVR
+
+    def _facts(self, ended_by: str) -> CallFacts:
+        raise NotImplementedError
+
+    def _fill_parties(self, status: Status) -> None:
+        raise NotImplementedError

@@ -1,0 +1,255 @@
+"""The IVR flow interpreter shared by incoming and outbound calls.
+
+A flow is a list of steps (answer, play, gather, dial, hangup); a gather's branch is a
+nested list that, once done, returns to the step after the gather. The interpreter keeps
+a stack of (steps, next index) and runs steps until one has to wait for the network.
+"""
+
+from __future__ import annotations
+
+from legato.core.admission import permitted
+from legato.core.catalogue import Status
+from legato.core.config import (
+    AnswerStep,
+    DialArgs,
+    DialStep,
+    GatherArgs,
+    GatherStep,
+    HangupStep,
+    PlayStep,
+    Step,
+)
+from legato.core.engine.base import ANSWERED, RINGING, Call, CallSpec, DialGroup, Leg
+from legato.core.events import Answer, Bridge, Gather, Play, StopPlay
+from legato.core.outcomes import Outcome
+
+
+class _GatherState:
+    __slots__ = ("args", "digits", "play", "prompt_done")
+
+    def __init__(self, args: GatherArgs, play: int) -> None:
+        self.args = args
+        self.play = play
+        self.digits = ""
+        self.prompt_done = False
+
+
+class FlowCall(Call):
+    """A call whose leg 1 is taken through a flow: the caller (incoming) or subscriber."""
+
+    #: Incoming flows may answer; outbound flows start on an answered leg.
+    checks_agents = False
+
+    def __init__(self, spec: CallSpec, now: float) -> None:
+        super().__init__(spec, now)
+        self.caller: Leg | None = None
+        self.agent: Leg | None = None
+        self.flow_started = True
+        self.ivr_answered = False
+        self.dial_steps: list[Outcome] = []
+        self._stack: list[tuple[list[Step], int]] = []
+        self._dial_group: DialGroup | None = None
+        self._gather: _GatherState | None = None
+        self._playing: int | None = None
+        self._plays = 0
+        self._gathers = 0
+        self._end_pending: str | None = None
+
+    # ----------------------------------------------------------------- running
+    def _begin_flow(self, now: float) -> bool:
+        """Start the configured flow; False when there is none (it "could not start")."""
+        if not self.config.flow:
+            self.flow_started = False
+            return False
+        self._stack = [(self.config.flow, 0)]
+        self._run(now)
+        return True
+
+    def _next_step(self) -> Step | None:
+        stack = self._stack
+        while stack:
+            steps, i = stack[-1]
+            if i < len(steps):
+                stack[-1] = (steps, i + 1)
+                return steps[i]
+            stack.pop()
+        return None
+
+    def _run(self, now: float) -> None:
+        """Run steps until one waits for the network, or the flow ends the call."""
+        while not self.finished:
+            step = self._next_step()
+            if step is None:
+                self._finish(now, self._end_pending or "platform")
+                return
+            if isinstance(step, DialStep):
+                if self._start_dial(step.dial, now):
+                    return
+                continue
+            self._end_pending = None
+            if isinstance(step, AnswerStep):
+                if self._answer_after(step.answer.after, now):
+                    return
+            elif isinstance(step, PlayStep):
+                self._ensure_answered(now)
+                self._plays += 1
+                self._playing = self._plays
+                p = step.play
+                self.commands.append(Play(self._caller().id, self._plays, p.prompt, p.text,
+                                          p.seconds))
+                self._event(now, "play", self._caller().rec, prompt=p.prompt or p.text)
+                return
+            elif isinstance(step, GatherStep):
+                self._start_gather(step.gather, now)
+                return
+            elif isinstance(step, HangupStep):
+                self._finish(now, "platform")
+                return
+
+    def _caller(self) -> Leg:
+        assert self.caller is not None
+        return self.caller
+
+    def _answer_after(self, after: float, now: float) -> bool:
+        """Incoming only: answer after a delay. True when the flow must wait for it."""
+        if self._caller().state == ANSWERED:
+            return False
+        if after <= 0:
+            self._ensure_answered(now)
+            return False
+        self._timers["answer"] = now + after
+        return True
+
+    def _ensure_answered(self, now: float) -> None:
+        caller = self._caller()
+        if caller.state == RINGING and caller.rec.direction == "inbound":
+            self._answer_caller(caller, now)
+            self.ivr_answered = True
+            self._event(now, "ivr_answered", caller.rec)
+
+    def _answer_caller(self, caller: Leg, now: float) -> None:
+        self.commands.append(Answer(caller.id))
+        caller.state = ANSWERED
+        rec = caller.rec
+        rec.outcome, rec.sip_code, rec.sip_reason = Outcome.ANSWERED, 200, "OK"
+        rec.q850_cause, rec.q850_derived, rec.answered_at = 16, True, now
+        self._mark_answer(now)
+
+    # ------------------------------------------------------------------ gather
+    def _start_gather(self, args: GatherArgs, now: float) -> None:
+        self._ensure_answered(now)
+        self._plays += 1
+        self._gathers += 1
+        self._gather = _GatherState(args, self._plays)
+        p = args.prompt
+        self.commands.append(Gather(self._caller().id, self._plays, self._gathers, p.prompt,
+                                    p.text, p.seconds))
+        self._event(now, "gather", self._caller().rec, prompt=p.prompt or p.text)
+
+    def _on_digits(self, leg: Leg, digits: str, now: float) -> None:
+        g = self._gather
+        if g is None or leg is not self.caller:
+            return  # digits pressed during a play (or on another leg) are dropped
+        if not g.prompt_done:  # barge-in: a digit stops the gather's prompt and counts
+            g.prompt_done = True
+            self.commands.append(StopPlay(g.play))
+        for digit in digits:
+            if digit == "#":
+                self._complete_gather(now)
+                return
+            g.digits += digit
+            if len(g.digits) >= g.args.digits:
+                self._complete_gather(now)
+                return
+
+    def _complete_gather(self, now: float) -> None:
+        g = self._gather
+        assert g is not None
+        self._gather = None
+        self._timers.pop("gather", None)
+        branch = g.args.branches.get(g.digits)
+        self._event(now, "digits", self._caller().rec, digits=g.digits,
+                    branch=g.digits if branch is not None else "default")
+        self._stack.append((branch if branch is not None else g.args.default, 0))
+        self._run(now)
+
+    def _on_play_done(self, play: int, now: float) -> None:
+        g = self._gather
+        if g is not None and play == g.play:
+            if not g.prompt_done:
+                g.prompt_done = True
+                self._timers["gather"] = now + g.args.timeout
+        elif play == self._playing:
+            self._playing = None
+            self._run(now)
+
+    def _on_flow_timer(self, key: object, now: float) -> None:
+        if key == "answer":
+            self._ensure_answered(now)
+            self._run(now)
+        elif key == "gather":
+            self._complete_gather(now)
+        else:
+            super()._on_flow_timer(key, now)
+
+    # -------------------------------------------------------------------- dial
+    def _start_dial(self, args: DialArgs, now: float) -> bool:
+        """Start a dial step; False when it ended at once (no agent left to dial)."""
+        numbers = list(args.to)
+        if self.checks_agents:
+            for number in list(numbers):
+                why = permitted(self.spec.policy, number)
+                if why is not None:
+                    numbers.remove(number)
+                    self._event(now, "skipped", None, number=number, rule=why[0],
+                                detail=why[1])
+        ring_timeout = args.ring_timeout or self.config.ring_timeout
+        group = DialGroup(numbers, args.strategy == "parallel", ring_timeout, "agent", 2)
+        if not numbers:
+            self.dial_steps.append(group.settle())
+            self._end_pending = "platform"
+            return False
+        self._end_pending = None
+        self._dial_group = group
+        for number in numbers if group.parallel else numbers[:1]:
+            self._dial(group, number, now)
+        return True
+
+    def _agent_failed(self, leg: Leg, now: float) -> None:
+        group = self._dial_group
+        if group is None or group.pending:
+            return
+        if not group.parallel and len(group.attempts) < len(group.numbers):
+            self._dial(group, group.numbers[len(group.attempts)], now)
+            return
+        self.dial_steps.append(group.settle())
+        self._dial_group = None
+        self._end_pending = leg.rec.ended_by  # the attempt that ended last decides
+        self._run(now)
+
+    def _agent_answered(self, leg: Leg, now: float) -> None:
+        group = self._dial_group
+        assert group is not None
+        for other in group.pending:
+            self._cut(other, now, Outcome.CANCELLED)
+        group.outcome = Outcome.ANSWERED
+        self.dial_steps.append(Outcome.ANSWERED)
+        self._dial_group = None
+        self.agent = leg
+        caller = self._caller()
+        if caller.state == RINGING:  # a flow that starts with dial answers on the agent
+            self._answer_caller(caller, now)
+        self.commands.append(Bridge(caller.id, leg.id))
+        self._event(now, "bridge", leg.rec, number=leg.rec.number)
+
+    def _settle_groups(self, cut: Outcome | None) -> None:
+        if self._dial_group is not None:
+            self.dial_steps.append(self._dial_group.settle(cut))
+            self._dial_group = None
+        if self._playing is not None:
+            self.commands.append(StopPlay(self._playing))
+        if self._gather is not None and not self._gather.prompt_done:
+            self.commands.append(StopPlay(self._gather.play))
+
+    def _unanswered_reason(self) -> Status | Outcome:
+        return self.dial_steps[-1] if self.dial_steps else Status.IVR

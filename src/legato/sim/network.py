@@ -1,0 +1,176 @@
+"""The virtual network: runs any number of calls through the engine on one virtual clock.
+
+Every phone behaves as its `PhoneBehaviour` says; Legato's own timers come from each
+call's `get_timer()`. At the same instant, what the phones do is handled before Legato's
+timers, and earlier-scheduled before later (so attempts dialled earlier end first).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping
+from itertools import count
+
+from legato.core.engine import Call
+from legato.core.events import (
+    Bridge,
+    Cancel,
+    Command,
+    Dial,
+    Digits,
+    Event,
+    Gather,
+    Hangup,
+    LegAnswered,
+    LegFailed,
+    LegHangup,
+    LegProgress,
+    Play,
+    PlayDone,
+    Reject,
+    Ring,
+    StopPlay,
+)
+from legato.core.record import CallRecord
+from legato.sim.phones import PhoneBehaviour
+
+_PHONE, _TIMER = 0, 1
+
+
+class _Active:
+    """A call on the network: the engine plus which phone is on which leg."""
+
+    __slots__ = ("call", "dead", "done", "numbers", "on_done", "timer_at")
+
+    def __init__(self, call: Call, on_done: Callable[[CallRecord], None] | None) -> None:
+        self.call = call
+        self.numbers: dict[int, str] = {}
+        self.dead: set[int] = set()
+        self.timer_at: float | None = None
+        self.done = False
+        self.on_done = on_done
+
+
+class SimNetwork:
+    """A telephone network made of virtual phones and a virtual clock."""
+
+    def __init__(self, phones: Mapping[str, PhoneBehaviour],
+                 default: PhoneBehaviour | None = None) -> None:
+        self.phones = phones
+        self.default = default  # None: unknown numbers are unreachable
+        self.now = 0.0
+        self._heap: list[tuple[float, int, int, _Active, object]] = []
+        self._seq = count()
+
+    # -------------------------------------------------------------------- calls
+    def place(self, call: Call, at: float | None = None,
+              on_done: Callable[[CallRecord], None] | None = None) -> None:
+        """Start ``call`` at virtual time ``at`` (default: now)."""
+        active = _Active(call, on_done)
+        when = self.now if at is None else at
+        self._push(when, _TIMER, active, "start")
+
+    def run(self, until: float | None = None) -> None:
+        """Advance the clock, handling everything due up to ``until`` (default: all)."""
+        heap = self._heap
+        while heap:
+            when, kind, _, active, item = heap[0]
+            if until is not None and when > until:
+                break
+            heapq.heappop(heap)
+            if active.done:
+                continue
+            self.now = when
+            call = active.call
+            if kind == _PHONE:
+                event: Event = item  # type: ignore[assignment]
+                if getattr(event, "leg", None) in active.dead:
+                    continue
+                call.handle(event, when)
+            elif item == "start":
+                call.start(when)
+            else:
+                if active.timer_at != when:
+                    continue  # a timer that was moved or cleared
+                active.timer_at = None
+                call.handle_timer(when)
+            self._after(active, when)
+        if until is not None:
+            self.now = max(self.now, until)
+
+    def next_time(self) -> float | None:
+        """When something is next due (for a driver running at wall-clock speed)."""
+        return self._heap[0][0] if self._heap else None
+
+    # ---------------------------------------------------------------- internals
+    def _push(self, when: float, kind: int, active: _Active, item: object) -> None:
+        heapq.heappush(self._heap, (when, kind, next(self._seq), active, item))
+
+    def _after(self, active: _Active, now: float) -> None:
+        """Carry out the call's commands, then schedule its next timer."""
+        call = active.call
+        while call.commands:
+            commands, call.commands = call.commands, []
+            for command in commands:
+                self._carry_out(active, command, now)
+        if call.settled:
+            active.done = True
+            if active.on_done is not None:
+                active.on_done(call.record)
+            return
+        timer = call.get_timer()
+        if timer is not None and timer != active.timer_at:
+            active.timer_at = timer
+            self._push(timer, _TIMER, active, "timer")
+
+    def _behaviour(self, number: str) -> PhoneBehaviour | None:
+        return self.phones.get(number, self.default)
+
+    def _carry_out(self, active: _Active, command: Command, now: float) -> None:
+        call = active.call
+        if isinstance(command, Dial):
+            active.numbers[command.leg] = command.number
+            self._dial(active, command.leg, self._behaviour(command.number), now)
+        elif isinstance(command, Ring):  # the inbound caller's phone: it may hang up
+            number = call.spec.leg1[0]
+            active.numbers[command.leg] = number
+            b = self._behaviour(number)
+            if b is not None and b.hangup_after is not None:
+                self._push(call.record.t0 + b.hangup_after, _PHONE, active,
+                           LegHangup(command.leg))
+        elif isinstance(command, Cancel):
+            active.dead.add(command.leg)
+            call.handle(LegFailed(command.leg, 487), now)  # the far end answers 487 at once
+        elif isinstance(command, Hangup | Reject):
+            active.dead.add(command.leg)
+        elif isinstance(command, Play):
+            self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
+        elif isinstance(command, Gather):
+            self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
+            b = self._behaviour(active.numbers.get(command.leg, ""))
+            if b is not None and len(b.dtmf) >= command.gather and b.dtmf[command.gather - 1]:
+                self._push(now + command.seconds + 1.0, _PHONE, active,
+                           Digits(command.leg, b.dtmf[command.gather - 1]))
+        elif isinstance(command, StopPlay | Bridge):
+            pass  # no audio in the virtual network
+        # Answer needs nothing from the network either.
+
+    def _dial(self, active: _Active, leg: int, b: PhoneBehaviour | None, now: float) -> None:
+        push = self._push
+        if b is None or b.unreachable:
+            push(now, _PHONE, active, LegFailed(leg, None))
+        elif b.busy:
+            push(now, _PHONE, active, LegFailed(leg, 486))
+        elif b.congestion:
+            push(now, _PHONE, active, LegFailed(leg, 503, 34))
+        elif b.sip_status is not None:
+            push(now, _PHONE, active, LegFailed(leg, b.sip_status, b.q850))
+        else:
+            push(now, _PHONE, active, LegProgress(leg, 180))
+            if b.reject_after is not None:
+                push(now + b.reject_after, _PHONE, active, LegFailed(leg, 603))
+            elif not b.no_answer:
+                answer = now + (b.answer_after or 0.0)
+                push(answer, _PHONE, active, LegAnswered(leg))
+                if b.hangup_after is not None:
+                    push(answer + b.hangup_after, _PHONE, active, LegHangup(leg))
