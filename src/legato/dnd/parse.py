@@ -127,11 +127,11 @@ def open_source(path: Path) -> tuple[BinaryIO, BinaryIO]:
     return raw, raw
 
 
-def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+def _blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
     """Blocks of whole lines (each ends with a newline)."""
     rest = b""
     while True:
-        chunk = stream.read(BLOCK_BYTES)
+        chunk = stream.read(block_bytes)
         if not chunk:
             if rest:
                 yield rest + b"\n"
@@ -225,7 +225,11 @@ def merge_duplicates(keys: Keys) -> tuple[Keys, int]:
 
 
 def read_entries(
-    path: Path, *, max_shown: int = 20, progress: ProgressFn | None = None
+    path: Path,
+    *,
+    max_shown: int = 20,
+    progress: ProgressFn | None = None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> tuple[Keys, ParseReport]:
     """Parse a whole DND file into sorted unique packed entries and a report."""
     total = os.path.getsize(path)
@@ -233,7 +237,7 @@ def read_entries(
     stream, raw = open_source(path)
     with raw, stream:
         first = True
-        for block in _blocks(stream):
+        for block in _blocks(stream, block_bytes):
             if first:
                 first = False
                 block = _skip_header(block, collector)
