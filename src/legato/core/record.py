@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from legato.core.catalogue import Service, Status, describe
@@ -134,9 +135,27 @@ class CallRecord:
     picked_by: str | None = None
     admission: AdmissionRecord | None = None
     legs: list[LegRecord] = field(default_factory=list)
-    events: list[CallEvent] = field(default_factory=list)
+    #: (t on the driver's clock, type, leg or None, detail or None); built cheaply on the
+    #: hot path and turned into `CallEvent`s only when asked for.
+    timeline: list[tuple[float, str, LegRecord | None, dict[str, Any] | None]] = field(
+        default_factory=list)
     from_numbers: tuple[str, ...] = ()
     to_numbers: tuple[str, ...] = ()
+
+    @property
+    def events(self) -> list[CallEvent]:
+        t0 = self.t0
+        return [
+            CallEvent(
+                t=round(t - t0, 6), type=kind,
+                leg=None if rec is None else rec.leg,
+                attempt=None if rec is None else rec.attempt,
+                detail=None if not detail else {
+                    k: (v.value if isinstance(v, Enum) else v) for k, v in detail.items()
+                },
+            )
+            for t, kind, rec, detail in self.timeline
+        ]
 
     @property
     def duration_seconds(self) -> float | None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping
 from itertools import count
+from typing import Any
 
 from legato.core.engine import Call
 from legato.core.events import (
-    Bridge,
     Cancel,
     Command,
     Dial,
@@ -29,7 +29,6 @@ from legato.core.events import (
     PlayDone,
     Reject,
     Ring,
-    StopPlay,
 )
 from legato.core.record import CallRecord
 from legato.sim.phones import PhoneBehaviour
@@ -84,7 +83,7 @@ class SimNetwork:
             call = active.call
             if kind == _PHONE:
                 event: Event = item  # type: ignore[assignment]
-                if getattr(event, "leg", None) in active.dead:
+                if active.dead and getattr(event, "leg", None) in active.dead:
                     continue
                 call.handle(event, when)
             elif item == "start":
@@ -127,33 +126,39 @@ class SimNetwork:
         return self.phones.get(number, self.default)
 
     def _carry_out(self, active: _Active, command: Command, now: float) -> None:
+        handler = _CARRY_OUT.get(type(command))
+        if handler is not None:  # Answer, StopPlay and Bridge need nothing from the network
+            handler(self, active, command, now)
+
+    def _on_dial(self, active: _Active, command: Dial, now: float) -> None:
+        active.numbers[command.leg] = command.number
+        self._dial(active, command.leg, self.phones.get(command.number, self.default), now)
+
+    def _on_ring(self, active: _Active, command: Ring, now: float) -> None:
+        """The inbound caller's phone: it may hang up `hangup_after` after the start."""
         call = active.call
-        if isinstance(command, Dial):
-            active.numbers[command.leg] = command.number
-            self._dial(active, command.leg, self._behaviour(command.number), now)
-        elif isinstance(command, Ring):  # the inbound caller's phone: it may hang up
-            number = call.spec.leg1[0]
-            active.numbers[command.leg] = number
-            b = self._behaviour(number)
-            if b is not None and b.hangup_after is not None:
-                self._push(call.record.t0 + b.hangup_after, _PHONE, active,
-                           LegHangup(command.leg))
-        elif isinstance(command, Cancel):
-            active.dead.add(command.leg)
-            call.handle(LegFailed(command.leg, 487), now)  # the far end answers 487 at once
-        elif isinstance(command, Hangup | Reject):
-            active.dead.add(command.leg)
-        elif isinstance(command, Play):
-            self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
-        elif isinstance(command, Gather):
-            self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
-            b = self._behaviour(active.numbers.get(command.leg, ""))
-            if b is not None and len(b.dtmf) >= command.gather and b.dtmf[command.gather - 1]:
-                self._push(now + command.seconds + 1.0, _PHONE, active,
-                           Digits(command.leg, b.dtmf[command.gather - 1]))
-        elif isinstance(command, StopPlay | Bridge):
-            pass  # no audio in the virtual network
-        # Answer needs nothing from the network either.
+        number = call.spec.leg1[0]
+        active.numbers[command.leg] = number
+        b = self._behaviour(number)
+        if b is not None and b.hangup_after is not None:
+            self._push(call.record.t0 + b.hangup_after, _PHONE, active, LegHangup(command.leg))
+
+    def _on_cancel(self, active: _Active, command: Cancel, now: float) -> None:
+        active.dead.add(command.leg)
+        active.call.handle(LegFailed(command.leg, 487), now)  # the far end answers 487 at once
+
+    def _on_gone(self, active: _Active, command: Hangup | Reject, now: float) -> None:
+        active.dead.add(command.leg)
+
+    def _on_play(self, active: _Active, command: Play, now: float) -> None:
+        self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
+
+    def _on_gather(self, active: _Active, command: Gather, now: float) -> None:
+        self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
+        b = self._behaviour(active.numbers.get(command.leg, ""))
+        if b is not None and len(b.dtmf) >= command.gather and b.dtmf[command.gather - 1]:
+            self._push(now + command.seconds + 1.0, _PHONE, active,
+                       Digits(command.leg, b.dtmf[command.gather - 1]))
 
     def _dial(self, active: _Active, leg: int, b: PhoneBehaviour | None, now: float) -> None:
         push = self._push
@@ -174,3 +179,14 @@ class SimNetwork:
                 push(answer, _PHONE, active, LegAnswered(leg))
                 if b.hangup_after is not None:
                     push(answer + b.hangup_after, _PHONE, active, LegHangup(leg))
+
+
+_CARRY_OUT: dict[type, Callable[[SimNetwork, _Active, Any, float], None]] = {
+    Dial: SimNetwork._on_dial,
+    Ring: SimNetwork._on_ring,
+    Cancel: SimNetwork._on_cancel,
+    Hangup: SimNetwork._on_gone,
+    Reject: SimNetwork._on_gone,
+    Play: SimNetwork._on_play,
+    Gather: SimNetwork._on_gather,
+}

@@ -7,8 +7,10 @@ with the current time, drains `commands`, and calls `handle_timer(now)` when
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from legato.core.admission import CallRequest, Policy, Verdict, admit
 from legato.core.catalogue import Service, Status
@@ -28,7 +30,7 @@ from legato.core.events import (
     Reject,
 )
 from legato.core.outcomes import Outcome, parallel_outcome
-from legato.core.record import AdmissionRecord, CallEvent, CallRecord, LegRecord
+from legato.core.record import AdmissionRecord, CallRecord, LegRecord
 from legato.core.resolver import CallFacts, resolve
 
 #: How long a cancelled leg may take to send its final response before we stop waiting.
@@ -87,7 +89,7 @@ class Leg:
 class DialGroup:
     """A set of attempts dialled for one step: agents of a dial step, or one side of a call."""
 
-    __slots__ = ("attempts", "numbers", "outcome", "parallel", "ring_timeout", "role", "leg")
+    __slots__ = ("attempts", "leg", "numbers", "outcome", "parallel", "ring_timeout", "role")
 
     def __init__(self, numbers: list[str], parallel: bool, ring_timeout: float, role: str,
                  leg: int) -> None:
@@ -161,22 +163,16 @@ class Call:
 
     def handle(self, event: Event, now: float) -> None:
         """Feed one event from the driver."""
-        if isinstance(event, PlayDone):
-            if not self.finished:
-                self._on_play_done(event.play, now)
-            return
+        _HANDLERS[type(event)](self, event, now)
+
+    def _play_done(self, event: PlayDone, now: float) -> None:
+        if not self.finished:
+            self._on_play_done(event.play, now)
+
+    def _digits(self, event: Digits, now: float) -> None:
         leg = self.legs[event.leg]
-        if isinstance(event, LegProgress):
-            self._progress(leg, event, now)
-        elif isinstance(event, LegAnswered):
-            self._answered(leg, now)
-        elif isinstance(event, LegFailed):
-            self._failed(leg, event, now)
-        elif isinstance(event, LegHangup):
-            self._hangup(leg, event, now)
-        elif isinstance(event, Digits):
-            if not self.finished and leg.state == ANSWERED:
-                self._on_digits(leg, event.digits, now)
+        if not self.finished and leg.state == ANSWERED:
+            self._on_digits(leg, event.digits, now)
 
     # --------------------------------------------------------------- leg lifecycle
     def _new_leg(self, party: str, rec: LegRecord) -> Leg:
@@ -200,7 +196,8 @@ class Call:
     def _next_attempt(self, leg_no: int) -> int:
         return 1 + sum(1 for leg in self.record.legs if leg.leg == leg_no)
 
-    def _progress(self, leg: Leg, event: LegProgress, now: float) -> None:
+    def _progress(self, event: LegProgress, now: float) -> None:
+        leg = self.legs[event.leg]
         if leg.state != RINGING:
             return
         leg.provisional = True
@@ -208,7 +205,8 @@ class Call:
             leg.rec.ringing_at = now
             self._event(now, "ringing", leg.rec, sip_code=event.sip_code)
 
-    def _answered(self, leg: Leg, now: float) -> None:
+    def _answered(self, event: LegAnswered, now: float) -> None:
+        leg = self.legs[event.leg]
         if leg.state == CANCELLING:  # a 200 crossed our CANCEL: take it and hang up at once
             self.commands.append(Hangup(leg.id, 16))
             return
@@ -223,7 +221,8 @@ class Call:
         self._mark_answer(now)
         self._on_answered(leg, now)
 
-    def _failed(self, leg: Leg, event: LegFailed, now: float) -> None:
+    def _failed(self, event: LegFailed, now: float) -> None:
+        leg = self.legs[event.leg]
         rec = leg.rec
         if leg.state == CANCELLING:  # the final response to our CANCEL: keep its code
             self._apply_response(rec, event)
@@ -252,7 +251,8 @@ class Call:
         rec.sip_code, rec.sip_reason = c.sip_code, c.sip_reason
         rec.q850_cause, rec.q850_derived = c.q850_cause, c.q850_derived
 
-    def _hangup(self, leg: Leg, event: LegHangup, now: float) -> None:
+    def _hangup(self, event: LegHangup, now: float) -> None:
+        leg = self.legs[event.leg]
         if self.finished or leg.state in (ENDED, CANCELLING):
             return
         self._close_leg(leg, now, leg.party)
@@ -355,12 +355,7 @@ class Call:
 
     def _event(self, now: float, kind: str, rec: LegRecord | None = None,
                **detail: object) -> None:
-        clean = {k: (v.value if isinstance(v, Outcome) else v) for k, v in detail.items()}
-        self.record.events.append(CallEvent(
-            t=round(now - self.record.t0, 6), type=kind,
-            leg=None if rec is None else rec.leg, attempt=None if rec is None else rec.attempt,
-            detail=clean or None,
-        ))
+        self.record.timeline.append((now, kind, rec, detail))
 
     # --------------------------------------------------------- service hooks
     def _on_answered(self, leg: Leg, now: float) -> None:
@@ -387,8 +382,19 @@ class Call:
     def _unanswered_reason(self) -> Status | Outcome:
         return Status.IVR
 
+
     def _facts(self, ended_by: str) -> CallFacts:
         raise NotImplementedError
 
     def _fill_parties(self, status: Status) -> None:
         raise NotImplementedError
+
+
+_HANDLERS: dict[type, Callable[[Call, Any, float], None]] = {
+    LegProgress: Call._progress,
+    LegAnswered: Call._answered,
+    LegFailed: Call._failed,
+    LegHangup: Call._hangup,
+    Digits: Call._digits,
+    PlayDone: Call._play_done,
+}
