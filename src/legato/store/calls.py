@@ -125,17 +125,31 @@ def get_call(session: Session, account_id: str, call_id: str, *, full: bool = Fa
     return call
 
 
-def save_live(session: Session, call_id: str, record: dict[str, Any]) -> None:
-    """Persist the running call's partial record (one UPDATE, no read)."""
+def save_live(
+    session: Session,
+    call_id: str,
+    record: dict[str, Any],
+    journal: list[Any] | None = None,
+    snapshot: dict[str, Any] | None = None,
+) -> None:
+    """Persist the running call's partial record and journal (one UPDATE, no read)."""
+    values: dict[str, Any] = {"state": IN_PROGRESS, "record": record, "updated_at": utcnow()}
+    if journal is not None:
+        values["journal"] = journal
+    if snapshot is not None:
+        values["snapshot"] = snapshot
     session.execute(
-        update(Call)
-        .where(Call.id == call_id, Call.state != COMPLETED)
-        .values(state=IN_PROGRESS, record=record, updated_at=utcnow())
+        update(Call).where(Call.id == call_id, Call.state != COMPLETED).values(**values)
     )
 
 
 def finish_call(
-    session: Session, call_id: str, record: dict[str, Any], end_reason: str | None = None
+    session: Session,
+    call_id: str,
+    record: dict[str, Any],
+    end_reason: str | None = None,
+    journal: list[Any] | None = None,
+    snapshot: dict[str, Any] | None = None,
 ) -> Call:
     """Write the final record: the call's columns, its legs and its events, at once."""
     call = session.get(Call, call_id, with_for_update=True)
@@ -159,6 +173,10 @@ def finish_call(
     call.picked_by = record.get("picked_by")
     call.end_reason = end_reason
     call.record = record
+    if journal is not None:
+        call.journal = journal
+    if snapshot is not None:
+        call.snapshot = snapshot
     call.updated_at = utcnow()
     session.execute(Leg.__table__.delete().where(Leg.call_id == call_id))
     session.execute(Event.__table__.delete().where(Event.call_id == call_id))

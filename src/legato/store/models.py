@@ -135,6 +135,11 @@ class Call(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     #: The validated request, enough to run the call again from nothing.
     request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What the engine was started with (config snapshot, clock origin): replay input.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Every input fed to the engine (start, events, timers) with its time, in order, so a
+    #: call interrupted by a crash can be replayed to its last state and ended exactly.
+    journal: Mapped[list[Any]] = mapped_column(JSONDoc, default=list)
     #: The call record document (DESIGN section 7): partial while live, final once ended.
     record: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,84 @@
+"""The application factory: `legato serve` and the tests build the app the same way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI
+
+import legato
+from legato.api import problems
+from legato.api.routers import calls, numbers, reports, sim
+from legato.service.phones import load_phones
+from legato.service.runtime import CallRuntime
+from legato.sim import SimNetwork
+from legato.store.db import Database
+
+DESCRIPTION = """
+Place click-to-call and outbound calls, read each call's exact status with the facts
+behind it (legs, SIP codes, Q.850 causes, who disconnected), manage your numbers and read
+the summary report. Authenticate with `Authorization: Bearer <API key>`; the key comes from
+`legato accounts create NAME`. Errors are RFC 9457 problem documents naming the field and
+the rule.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """What `legato serve` was started with."""
+
+    db_url: str | None = None
+    driver: Literal["sim", "sip"] = "sim"
+    sim_speed: float = 1.0
+    phones: Path | None = None
+
+
+class DriverUnavailable(RuntimeError):
+    """The requested driver cannot run in this server."""
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """A ready-to-serve app; the lifespan opens the store, migrates it and starts the runtime."""
+    settings = settings or ServerSettings()
+    if settings.driver != "sim":
+        raise DriverUnavailable(
+            "the sip driver cannot yet run calls in `legato serve`: start with --driver sim"
+        )
+    phones, default = load_phones(settings.phones)  # bad files fail before the server starts
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.db_url)
+        await asyncio.to_thread(database.upgrade)
+        runtime = CallRuntime(database, SimNetwork(phones, default), settings.sim_speed)
+        app.state.database = database
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            database.dispose()
+
+    app = FastAPI(
+        title="Legato",
+        version=legato.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    problems.install(app)
+    app.include_router(numbers.router)
+    app.include_router(calls.router)
+    app.include_router(reports.router)
+    if settings.driver == "sim":
+        app.include_router(sim.router)
+    app.state.settings = settings
+    return app

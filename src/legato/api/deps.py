@@ -1,0 +1,67 @@
+"""Request dependencies: the store session and the authenticated account."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from legato.api.problems import ApiProblem
+from legato.service.runtime import CallRuntime
+from legato.store.accounts import authenticate
+from legato.store.db import Database
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="The API key printed by `legato accounts create`, as `Bearer lgk_...`.",
+)
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database  # type: ignore[no-any-return]
+
+
+def get_runtime(request: Request) -> CallRuntime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+RuntimeDep = Annotated[CallRuntime, Depends(get_runtime)]
+
+
+def get_session(database: DatabaseDep) -> Iterator[Session]:
+    """One session per request; routes that write commit explicitly before answering."""
+    with database.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _unauthorized(detail: str) -> ApiProblem:
+    return ApiProblem(
+        401,
+        "Unauthorized",
+        detail,
+        kind="unauthorized",
+        headers={"WWW-Authenticate": 'Bearer realm="legato"'},
+    )
+
+
+def get_account_id(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The id of the account whose live key authenticates the request."""
+    if credentials is None:
+        raise _unauthorized("send the API key as `Authorization: Bearer lgk_...`")
+    account = authenticate(session, credentials.credentials)
+    if account is None:
+        raise _unauthorized("the API key is unknown or has been revoked")
+    return account.id
+
+
+AccountId = Annotated[str, Depends(get_account_id)]

@@ -1,0 +1,263 @@
+"""`/v1/calls`: place calls, read their live state and final record, list and export them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from legato.api.deps import AccountId, DatabaseDep, RuntimeDep, SessionDep
+from legato.api.problems import ApiProblem, field_problem, not_found, problem_responses
+from legato.api.routers.reports import aware
+from legato.api.schemas.calls import (
+    CallCreate,
+    CallList,
+    CallPublic,
+    Party,
+    State,
+    request_document,
+)
+from legato.core.catalogue import Service, Status
+from legato.core.policy.permissions import InvalidNumber, normalize_number
+from legato.service.orders import order_for
+from legato.store import calls as store
+from legato.store import numbers as numbers_store
+from legato.store.accounts import NotFound
+
+router = APIRouter(prefix="/v1/calls", tags=["calls"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        min_length=1,
+        description="Same key and body: the same call comes back. Same key, other body: 409.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CallPublic,
+    responses={
+        200: {"model": CallPublic, "description": "Idempotent replay"},
+        **problem_responses(401, 409, 422),
+    },
+)
+def create_call(
+    body: CallCreate,
+    response: Response,
+    session: SessionDep,
+    account: AccountId,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Place a click-to-call or outbound call from one of the account's numbers."""
+    received = time.perf_counter()
+    try:
+        numbers_store.get_number(session, account, body.number)
+    except NotFound:
+        raise field_problem(
+            "number",
+            "account_number",
+            f"{body.number} is not a number of this account; add it with POST /v1/numbers",
+        ) from None
+    doc = request_document(body)
+    new = store.NewCall(
+        service=body.service,
+        number=body.number,
+        from_numbers=tuple(body.from_ or ()),
+        to_numbers=tuple(body.to),
+        request=doc,
+        custom_data=body.custom_data,
+        callback_url=None if body.callback_url is None else str(body.callback_url),
+        idempotency_key=idempotency_key,
+    )
+    try:
+        call, created = store.create_call(session, account, new)
+    except store.IdempotencyConflict as exc:
+        raise ApiProblem(
+            409,
+            "Idempotency key reused",
+            f"Idempotency-Key {exc.key!r} was used for call {exc.call_id} with another "
+            "request body; use a new key for a new call",
+            kind="idempotency-conflict",
+        ) from None
+    session.commit()
+    response.headers["Location"] = f"/v1/calls/{call.id}"
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+        return store.call_document(call)
+    order = order_for(session, call, received)
+    runtime.launch(order)
+    return store.call_document(call)
+
+
+def _filter(
+    status: list[Status] | None,
+    service: Service | None,
+    state: State | None,
+    number: str | None,
+    from_: str | None,
+    to: str | None,
+    disconnected_by: Party | None,
+    started_after: datetime | None,
+    started_before: datetime | None,
+) -> store.CallFilter:
+    def e164(field: str, raw: str | None) -> str | None:
+        if raw is None:
+            return None
+        try:
+            return normalize_number(raw)
+        except InvalidNumber as exc:
+            raise field_problem(field, "e164", str(exc), "query") from None
+
+    return store.CallFilter(
+        status=tuple(s.value for s in status or ()),
+        service=None if service is None else service.value,
+        state=state,
+        number=e164("number", number),
+        from_number=e164("from", from_),
+        to_number=e164("to", to),
+        disconnected_by=disconnected_by,
+        started_after=aware(started_after),
+        started_before=aware(started_before),
+    )
+
+
+StatusQ = Annotated[list[Status] | None, Query(description="one or more status codes")]
+ServiceQ = Annotated[Service | None, Query()]
+StateQ = Annotated[State | None, Query()]
+NumberQ = Annotated[str | None, Query(max_length=32, description="the Legato number")]
+FromQ = Annotated[
+    str | None, Query(alias="from", max_length=32, description="a number of the `from` side")
+]
+ToQ = Annotated[str | None, Query(max_length=32, description="a number of the `to` side")]
+DiscQ = Annotated[Party | None, Query()]
+AfterQ = Annotated[datetime | None, Query(description="started at or after (ISO 8601)")]
+BeforeQ = Annotated[datetime | None, Query(description="started before (ISO 8601)")]
+
+
+@router.get("", response_model=CallList, responses=problem_responses(401, 422))
+def list_calls(
+    session: SessionDep,
+    account: AccountId,
+    status: StatusQ = None,
+    service: ServiceQ = None,
+    state: StateQ = None,
+    number: NumberQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    disconnected_by: DiscQ = None,
+    started_after: AfterQ = None,
+    started_before: BeforeQ = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    """The account's calls, newest first, one page at a time (`next_cursor`)."""
+    where = _filter(
+        status, service, state, number, from_, to, disconnected_by, started_after, started_before
+    )
+    try:
+        rows, next_cursor = store.list_calls(session, account, where, limit, cursor)
+    except store.BadCursor:
+        raise field_problem(
+            "cursor", "cursor", "not a cursor returned by this API", "query"
+        ) from None
+    return {"data": [store.call_document(c) for c in rows], "next_cursor": next_cursor}
+
+
+CSV_COLUMNS = (
+    "id",
+    "service",
+    "state",
+    "status",
+    "number",
+    "from",
+    "to",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "duration_seconds",
+    "billable_seconds",
+    "disconnected_by",
+    "connected_to",
+    "picked_by",
+    "end_reason",
+)
+
+
+def csv_rows(docs: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """CSV text, a header then one line per call; lists are joined with `;`."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    for doc in docs:
+        writer.writerow(
+            ";".join(v) if isinstance(v := doc.get(col), list) else ("" if v is None else v)
+            for col in CSV_COLUMNS
+        )
+        if buf.tell() > 64_000:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "CSV of the calls"},
+        **problem_responses(401, 422),
+    },
+)
+def export_calls(
+    database: DatabaseDep,
+    account: AccountId,
+    status: StatusQ = None,
+    service: ServiceQ = None,
+    state: StateQ = None,
+    number: NumberQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    disconnected_by: DiscQ = None,
+    started_after: AfterQ = None,
+    started_before: BeforeQ = None,
+) -> StreamingResponse:
+    """Every call matching the filters as CSV, streamed in batches (any size)."""
+    where = _filter(
+        status, service, state, number, from_, to, disconnected_by, started_after, started_before
+    )
+
+    def stream() -> Iterator[str]:
+        with database.sessions() as session:
+            yield from csv_rows(
+                store.call_document(c) for c in store.iter_calls(session, account, where)
+            )
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
+
+
+@router.get("/{call_id}", response_model=CallPublic, responses=problem_responses(401, 404))
+def get_call(
+    call_id: Annotated[str, Path(max_length=64)], session: SessionDep, account: AccountId
+) -> Any:
+    """The call record: live state while the call runs, the final record once it ends."""
+    try:
+        return store.call_document(store.get_call(session, account, call_id))
+    except NotFound:
+        raise not_found(f"call {call_id}") from None

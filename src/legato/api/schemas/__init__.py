@@ -1,0 +1,1 @@
+"""Request and response models, split Base / Create / Public per resource."""

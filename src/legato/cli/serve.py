@@ -1,0 +1,63 @@
+"""`legato serve`: the REST API and the live call runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from legato.cli.db import DbOption, fail, open_store
+from legato.cli.main import app
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    db: DbOption = None,
+    driver: Annotated[str, typer.Option(help="Telephony driver: sim or sip.")] = "sim",
+    sim_speed: Annotated[
+        float, typer.Option("--sim-speed", help="sim: virtual seconds per wall second.", min=0.001)
+    ] = 1.0,
+    phones: Annotated[
+        Path | None,
+        typer.Option(
+            help="sim: YAML map of numbers to phone behaviours, plus `default`.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the REST API (docs at /docs); migrations run first."""
+    import uvicorn
+
+    from legato.api.app import DriverUnavailable, ServerSettings, create_app
+    from legato.service.phones import PhonesError
+
+    if driver not in ("sim", "sip"):
+        fail(f"--driver: must be sim or sip, not {driver!r}", 2)
+    database = open_store(db)  # migrate now, so a bad URL fails before binding the port
+    url = database.url
+    database.dispose()
+    try:
+        api = create_app(
+            ServerSettings(
+                db_url=url,
+                driver=driver,  # type: ignore[arg-type]
+                sim_speed=sim_speed,
+                phones=phones,
+            )
+        )
+    except PhonesError as exc:
+        fail(f"--phones: {exc}", 2)
+    except DriverUnavailable as exc:
+        fail(str(exc), 2)
+    if phones is None and driver == "sim":
+        typer.echo("sim: no --phones file; every phone answers after 3 s and hangs up after 20 s")
+    typer.echo(
+        f"legato: store {database.safe_url}, driver {driver}, docs at http://{host}:{port}/docs"
+    )
+    uvicorn.run(api, host=host, port=port, log_level=log_level, loop="auto")

@@ -1,0 +1,54 @@
+"""From a stored call to the order the runtime runs: which legs, with which configuration."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from legato.core.catalogue import Service
+from legato.core.config import NumberConfig
+from legato.service.spec import CallOrder
+from legato.store.models import Call, Number
+
+#: Request fields that override the number's configuration for one call.
+OVERRIDES = ("ring_timeout", "max_duration", "flow")
+
+
+def effective_config(base: dict[str, Any], request: dict[str, Any]) -> NumberConfig:
+    """The number's configuration with the call's own overrides applied, validated."""
+    merged = dict(base)
+    for key in OVERRIDES:
+        if request.get(key) is not None:
+            merged[key] = request[key]
+    return NumberConfig.model_validate(merged)
+
+
+def sides(
+    service: Service, from_numbers: list[str], to_numbers: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Leg 1 and leg 2 numbers by service (DESIGN section 2)."""
+    if service is Service.OUTBOUND:
+        return tuple(to_numbers), ()
+    return tuple(from_numbers), tuple(to_numbers)
+
+
+def order_for(session: Session, call: Call, received_at: float | None = None) -> CallOrder:
+    """The order for a stored call, with its number's current configuration."""
+    number = session.query(Number).filter_by(account_id=call.account_id, number=call.number).first()
+    request = call.request or {}
+    service = Service(call.service)
+    leg1, leg2 = sides(service, list(call.from_numbers), list(call.to_numbers))
+    return CallOrder(
+        call_id=call.id,
+        service=service,
+        number=call.number,
+        leg1=leg1,
+        leg2=leg2,
+        config=effective_config(number.config if number else {}, request),
+        started_at=call.started_at,
+        category=request.get("dnd_category"),
+        transactional=bool(request.get("transactional", False)),
+        received_at=received_at if received_at is not None else time.perf_counter(),
+    )

@@ -1,0 +1,301 @@
+"""Runs calls on the sim network at wall-clock speed, inside the server's asyncio loop.
+
+One virtual network serves every call; its clock is the loop's clock times `speed`. A
+pump task sleeps until the network's next due moment, runs it, and hands each call's new
+state to a writer task that persists it in order (off the loop, in a thread), so the API
+always reads the latest live record. The engine's inputs are journaled with each write;
+on start-up, calls left unfinished by a crash are replayed from their journal and ended
+by the platform at the moment of their last recorded input (see docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from legato.core.catalogue import Service
+from legato.core.engine import Call, create_call
+from legato.core.record import CallRecord
+from legato.service.journal import JournaledCall, replay
+from legato.service.orders import order_for
+from legato.service.spec import CallOrder, order_from_snapshot, snapshot, spec_from_order
+from legato.sim import SimNetwork
+from legato.store import calls as store
+from legato.store.db import Database
+
+log = logging.getLogger("legato.service")
+
+#: Why the platform ended a call it did not finish itself.
+INTERRUPTED = "interrupted: the server stopped while the call was in progress; ended on restart"
+NEVER_STARTED = "interrupted: the server stopped before the call was started; ended on restart"
+SHUTDOWN = "interrupted: the server was shut down while the call was in progress"
+
+
+@dataclass(slots=True)
+class _Write:
+    call_id: str
+    record: dict[str, Any]
+    journal: list[Any]
+    snapshot: dict[str, Any] | None = None
+    final: bool = False
+    end_reason: str | None = None
+
+
+@dataclass(slots=True)
+class Metrics:
+    """What the benchmark reads: request -> first Dial handed to the driver, in seconds."""
+
+    dial_latencies: list[float] = field(default_factory=list)
+    completed: int = 0
+
+
+class CallRuntime:
+    """The live runtime of `legato serve`."""
+
+    def __init__(self, database: Database, network: SimNetwork, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.database = database
+        self.network = network
+        self.speed = speed
+        self.metrics = Metrics()
+        self._active: dict[str, JournaledCall] = {}
+        self._snapshots: dict[str, dict[str, Any]] = {}
+        self._lines: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._epoch = 0.0
+        self._wake = asyncio.Event()
+        self._writes: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start the pump and the writer, then end the calls a crash left unfinished."""
+        self._loop = asyncio.get_running_loop()
+        self._epoch = self._loop.time()
+        self._wake = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._pump(), name="legato-sim-pump"),
+            asyncio.create_task(self._writer(), name="legato-store-writer"),
+        ]
+        recovered = await asyncio.to_thread(self.recover)
+        if recovered:
+            log.warning("ended %d call(s) interrupted by the previous stop", recovered)
+
+    async def stop(self) -> None:
+        """End every running call (platform, with a reason), persist, and stop the tasks."""
+        now = self.virtual_now()
+        for call_id, jcall in list(self._active.items()):
+            _terminate(jcall.call, max(now, _last_time(jcall.journal)))
+            self._enqueue_final(call_id, jcall, SHUTDOWN)
+        self._writes.put_nowait(None)
+        writer = self._tasks[1] if len(self._tasks) > 1 else None
+        if writer is not None:
+            await writer
+        for task in self._tasks[:1]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def virtual_now(self) -> float:
+        """The network's clock: loop seconds since start, times the speed."""
+        assert self._loop is not None, "the runtime is not started"
+        return (self._loop.time() - self._epoch) * self.speed
+
+    @property
+    def running(self) -> int:
+        return len(self._active)
+
+    def lines_in_use(self, number: str) -> int:
+        """Calls in progress on a Legato number, counted exactly in this process."""
+        return self._lines[number]
+
+    # ------------------------------------------------------------------- launching
+    def launch(self, order: CallOrder) -> None:
+        """Start a stored call; callable from any thread (routes run in a thread pool)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the runtime is not started")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._place(order)
+        else:
+            loop.call_soon_threadsafe(self._place, order)
+
+    def _place(self, order: CallOrder) -> None:
+        now = self.virtual_now()
+        in_use = self._lines[order.number]
+        spec = spec_from_order(order, in_use)
+        jcall = JournaledCall(
+            create_call(spec, now), order.received_at or time.perf_counter(), time.perf_counter
+        )
+        self._active[order.call_id] = jcall
+        self._snapshots[order.call_id] = snapshot(order, now, in_use)
+        if order.service in (Service.INCOMING, Service.MISSED_CALL):
+            self._lines[order.number] += 1
+        self.network.place(jcall, at=now, on_done=lambda rec: self._done(order, rec))  # type: ignore[arg-type]
+        self._step()
+        self._wake.set()
+
+    # ----------------------------------------------------------------- the pump
+    def _step(self) -> None:
+        """Run everything due now, then queue the live state of every call that changed."""
+        self.network.run(until=self.virtual_now())
+        for call_id, jcall in self._active.items():
+            if jcall.dirty:
+                jcall.dirty = False
+                self._note_first_dial(jcall)
+                self._writes.put_nowait(
+                    _Write(
+                        call_id,
+                        jcall.record.to_dict(),
+                        list(jcall.journal),
+                        self._snapshots.pop(call_id, None),
+                    )
+                )
+                self._idle.clear()
+
+    async def _pump(self) -> None:
+        while True:
+            try:
+                self._step()
+            except Exception:  # a bug in one call must not stop every other call
+                log.exception("sim network step failed")
+            due = self.network.next_time()
+            timeout = None if due is None else max(0.0, (due - self.virtual_now()) / self.speed)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _done(self, order: CallOrder, record: CallRecord) -> None:
+        jcall = self._active.get(order.call_id)
+        if jcall is None:
+            return
+        self._note_first_dial(jcall)
+        self._enqueue_final(order.call_id, jcall, None)
+        if order.service in (Service.INCOMING, Service.MISSED_CALL):
+            self._lines[order.number] -= 1
+            if self._lines[order.number] <= 0:
+                del self._lines[order.number]
+
+    def _enqueue_final(self, call_id: str, jcall: JournaledCall, reason: str | None) -> None:
+        self._active.pop(call_id, None)
+        jcall.dirty = False
+        self._writes.put_nowait(
+            _Write(
+                call_id,
+                jcall.record.to_dict(),
+                list(jcall.journal),
+                self._snapshots.pop(call_id, None),
+                final=True,
+                end_reason=reason,
+            )
+        )
+        self._idle.clear()
+        self.metrics.completed += 1
+
+    def _note_first_dial(self, jcall: JournaledCall) -> None:
+        if jcall.first_dial_at is not None and jcall.launched_at is not None:
+            self.metrics.dial_latencies.append(jcall.first_dial_at - jcall.launched_at)
+            jcall.launched_at = None  # type: ignore[assignment]
+
+    # ----------------------------------------------------------------- the writer
+    async def _writer(self) -> None:
+        while True:
+            first = await self._writes.get()
+            batch = [first]
+            while not self._writes.empty():
+                batch.append(self._writes.get_nowait())
+            writes = [w for w in batch if w is not None]
+            if writes:
+                try:
+                    await asyncio.to_thread(self._write, writes)
+                except Exception:
+                    log.exception("persisting %d call update(s) failed", len(writes))
+            if self._writes.empty():
+                self._idle.set()
+            if None in batch:
+                return
+
+    def _write(self, writes: list[_Write]) -> None:
+        latest: dict[str, _Write] = {}
+        order: list[_Write] = []
+        for w in writes:  # only the newest live state of a call is worth writing
+            if not w.final:
+                latest[w.call_id] = w
+        for w in writes:
+            if w.final or latest.get(w.call_id) is w:
+                order.append(w)
+        snapshots = {w.call_id: w.snapshot for w in writes if w.snapshot is not None}
+        with self.database.session() as session:
+            for w in order:
+                snap = snapshots.pop(w.call_id, None)
+                if w.final:
+                    store.finish_call(session, w.call_id, w.record, w.end_reason, w.journal, snap)
+                else:
+                    store.save_live(session, w.call_id, w.record, w.journal, snap)
+
+    async def drain(self) -> None:
+        """Wait until every queued state change is in the store (tests, benchmarks)."""
+        await self._idle.wait()
+
+    # ----------------------------------------------------------------- recovery
+    def recover(self) -> int:
+        """End every call a previous process left queued or in progress; returns how many."""
+        with self.database.session() as session:
+            pending = []
+            for c in store.unfinished_calls(session):
+                snap = dict(c.snapshot or {})
+                if not snap:  # stored, but the crash came before it was started
+                    snap = snapshot(order_for(session, c), 0.0, 0)
+                pending.append((c.id, snap, list(c.journal or [])))
+        for call_id, snap, journal in pending:
+            if call_id in self._active:
+                continue
+            try:
+                record, reason = _recovered_record(call_id, snap, journal)
+            except Exception:
+                log.exception("cannot replay call %s; ending it without a record", call_id)
+                record, reason = {}, INTERRUPTED
+            with self.database.session() as session:
+                store.finish_call(session, call_id, record, reason, journal, snap)
+        return len(pending)
+
+
+def _last_time(journal: list[Any]) -> float:
+    return float(journal[-1][1]) if journal else 0.0
+
+
+def _terminate(call: Call | Any, now: float) -> None:
+    """End a call as the platform: answered legs hung up, ringing ones cut (NOANSWER if
+    they rang, else FAILED), status resolved by the engine's own resolver."""
+    engine = getattr(call, "call", call)
+    if not engine.finished:
+        # The engine's end-of-call path; a public `terminate` is requested from the core.
+        engine._finish(now, "platform", cut=None)
+
+
+def _recovered_record(
+    call_id: str, snap: dict[str, Any], journal: list[Any]
+) -> tuple[dict[str, Any], str]:
+    """Replay a call's journal into a fresh engine and end it where the journal stops."""
+    order, t0, in_use = order_from_snapshot(call_id, snap)
+    engine = create_call(spec_from_order(order, in_use), t0)
+    if journal:
+        replay(engine, journal)
+    else:
+        engine.start(t0)
+        engine.commands.clear()
+    _terminate(engine, max(t0, _last_time(journal)))
+    return engine.record.to_dict(), INTERRUPTED if journal else NEVER_STARTED
