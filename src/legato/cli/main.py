@@ -25,3 +25,4 @@ from legato.cli import db as _db  # noqa: E402,F401
 from legato.cli import accounts as _accounts  # noqa: E402,F401
 from legato.cli import dnd as _dnd  # noqa: E402,F401
 from legato.cli import simulate as _simulate  # noqa: E402,F401
+from legato.cli import serve as _serve  # noqa: E402,F401
