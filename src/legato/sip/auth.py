@@ -22,6 +22,7 @@ _HASHES: dict[str, Callable[[bytes], str]] = {
     "SHA-512-256": lambda b: hashlib.new("sha512_256", b).hexdigest(),
 }
 ALGORITHMS = tuple([*_HASHES, *(f"{name}-sess" for name in _HASHES)])
+_BY_UPPER = {name.upper(): name for name in ALGORITHMS}
 
 
 def parse_auth_params(value: str) -> tuple[str, dict[str, str]]:
@@ -88,9 +89,9 @@ class Challenge:
             raise RemoteProtocolError(f"unsupported authentication scheme {scheme!r}")
         if "realm" not in params or "nonce" not in params:
             raise RemoteProtocolError("Digest challenge needs realm and nonce")
-        algorithm = params.get("algorithm", "MD5").upper()
-        if algorithm not in ALGORITHMS:
-            raise RemoteProtocolError(f"unsupported digest algorithm {algorithm!r}")
+        algorithm = _BY_UPPER.get(params.get("algorithm", "MD5").upper())
+        if algorithm is None:
+            raise RemoteProtocolError(f"unsupported digest algorithm {params['algorithm']!r}")
         qop = tuple(q.strip().lower() for q in params.get("qop", "").split(",") if q.strip())
         return cls(
             params["realm"], params["nonce"], algorithm, qop, params.get("opaque"),
@@ -190,7 +191,7 @@ class DigestServer:
         username, nonce = p["username"], p["nonce"]
         if p["realm"] != self.realm:
             return False, False, username
-        issued, _, signature = nonce.partition(".")
+        issued, _, signature = nonce.rpartition(".")
         try:
             issued_at = float(issued)
         except ValueError:
@@ -198,8 +199,8 @@ class DigestServer:
         if not hmac.compare_digest(signature, self._sign(issued)):
             return False, False, username
         password = password_for(username)
-        algorithm = p.get("algorithm", "MD5").upper()
-        if password is None or algorithm not in ALGORITHMS:
+        algorithm = _BY_UPPER.get(p.get("algorithm", "MD5").upper())
+        if password is None or algorithm is None:
             return False, False, username
         qop = p.get("qop")
         nc = p.get("nc", "")

@@ -31,7 +31,8 @@ from legato.sip import events as ev
 from legato.sip.auth import Challenge, Credentials, authorization_for
 from legato.sip.dialog import Dialog, DialogState
 from legato.sip.errors import LocalProtocolError, RemoteProtocolError
-from legato.sip.fields import Reason
+from legato.sip.fields import NameAddr, Reason
+from legato.sip.headers import canonical_name
 from legato.sip.message import Request, Response, make_response
 from legato.sip.parser import DEFAULT_LIMITS, Limits, StreamParser, parse_message
 from legato.sip.registrar import Registrar
@@ -46,6 +47,7 @@ from legato.sip.uri import SipURI
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
 _SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+_REPLACEABLE = frozenset(("Max-Forwards", "Contact", "Allow", "User-Agent"))
 _ClientKey = tuple[str, str]
 _ServerKey = tuple[str, str, int, str]
 _CLIENT, _SERVER, _LEG = 0, 1, 2
@@ -245,10 +247,14 @@ class UserAgent:
             ("Allow", ALLOW),
             ("User-Agent", self.config.user_agent),
         ]
-        request_headers += headers
         if body:
             request_headers.append(("Content-Type", content_type))
         request = Request("INVITE", uri, request_headers, body)
+        for name, value in headers:
+            if canonical_name(name) in _REPLACEABLE:
+                request.set(name, value)  # the driver's value wins over our default
+            else:
+                request.add(name, value)
         leg = _Leg(next(self._ids), "uac", request, tag, dest)
         leg.credentials = credentials
         leg.defer_ack = defer_ack
@@ -955,8 +961,6 @@ def _host_for_uri(host: str) -> str:
 
 def _name_addr(value: str, what: str) -> tuple[str, str]:
     """A header value and its URI from a URI or name-addr given by the driver."""
-    from legato.sip.fields import NameAddr
-
     try:
         parsed = NameAddr.parse(value, what)
         SipURI.parse(parsed.uri)

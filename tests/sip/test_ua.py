@@ -1,0 +1,396 @@
+"""The user agent end to end between two real `UserAgent`s on a virtual clock: calls,
+CANCEL/487, 200 crossing CANCEL, BYE both ways, retransmissions under loss, re-INVITE and
+UPDATE pass-through, OPTIONS, Reason headers, malformed input, and timeouts."""
+
+from __future__ import annotations
+
+import pytest
+from tests.sip.net import Net
+
+from legato.sip import LocalProtocolError, Reason, Request, parse_message
+from legato.sip import events as ev
+from legato.sip.transaction import TimerConfig
+from legato.sip.ua import UAConfig, UserAgent
+
+A = ("127.0.0.1", 5060)
+B = ("127.0.0.1", 5070)
+SDP_OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
+SDP_ANSWER = b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n"
+
+
+@pytest.fixture
+def net() -> Net:
+    return Net(UserAgent(UAConfig(A)), UserAgent(UAConfig(B)))
+
+
+def ua(net: Net, addr: tuple[str, int]) -> UserAgent:
+    return net.agents[addr]
+
+
+def call(net: Net, **kwargs: object) -> tuple[int, int]:
+    """A calls B; returns (A's leg, B's leg) with B's IncomingCall taken."""
+    leg = ua(net, A).invite(
+        "sip:bob@127.0.0.1:5070", from_="Alice <sip:alice@127.0.0.1>", now=net.now,
+        body=SDP_OFFER, **kwargs,  # type: ignore[arg-type]
+    )
+    net.deliver()
+    (incoming,) = net.take(B)
+    assert isinstance(incoming, ev.IncomingCall)
+    assert incoming.request.body == SDP_OFFER
+    return leg, incoming.leg
+
+
+def answer(net: Net, b_leg: int) -> None:
+    ua(net, B).respond(b_leg, 180, net.now)
+    net.advance(0.05)
+    ua(net, B).respond(b_leg, 200, net.now, body=SDP_ANSWER)
+    net.advance(0.05)
+
+
+def test_basic_call_answer_and_bye_from_caller(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    progress, answered = net.take(A)
+    assert isinstance(progress, ev.Progress) and progress.response.status == 180
+    assert isinstance(answered, ev.Answered) and answered.response.body == SDP_ANSWER
+    (confirmed,) = net.take(B)
+    assert isinstance(confirmed, ev.Confirmed)
+    assert ua(net, A).leg_state(a_leg) == ua(net, B).leg_state(b_leg) == "confirmed"
+    ua(net, A).bye(a_leg, net.now, Reason.q850(16))
+    net.advance(0.05)
+    (ended_b,) = net.take(B)
+    assert isinstance(ended_b, ev.Ended) and ended_b.by == "remote"
+    assert ended_b.reason == Reason("Q.850", 16)
+    (ended_a,) = net.take(A)
+    assert ended_a == ev.Ended(a_leg, "local", Reason("Q.850", 16), 200)
+    assert net.lines() == [
+        "INVITE sip:bob@127.0.0.1:5070 SIP/2.0", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK",
+        "ACK sip:legato@127.0.0.1:5070 SIP/2.0", "BYE sip:legato@127.0.0.1:5070 SIP/2.0",
+        "SIP/2.0 200 OK",
+    ]
+    net.advance(40)
+    for agent in net.agents.values():
+        assert agent.active_legs == 0 and agent.active_transactions == 0
+        assert agent.get_timer() is None
+
+
+def test_bye_from_callee(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    ua(net, B).bye(b_leg, net.now)
+    net.advance(0.05)
+    assert net.take(A) == [ev.Ended(a_leg, "remote", None)]
+    assert net.take(B) == [ev.Ended(b_leg, "local", None, 200)]
+
+
+def test_100_trying_is_sent_after_200_ms_when_not_answered(net: Net) -> None:
+    call(net)
+    net.advance(0.19)
+    assert "SIP/2.0 100 Trying" not in net.lines()
+    net.advance(0.02)
+    assert net.lines()[-1] == "SIP/2.0 100 Trying"
+    assert net.take(A) == []  # a 100 is not an event
+
+
+def test_rejection_with_reason_header_and_ack_by_transaction(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    ua(net, B).respond(b_leg, 486, net.now, reason=Reason.q850(17, "User busy"))
+    net.advance(0.1)
+    (failed,) = net.take(A)
+    assert isinstance(failed, ev.Failed)
+    assert (failed.status, failed.reason_phrase) == (486, "Busy Here")
+    assert failed.reason == Reason("Q.850", 17, "User busy")
+    assert net.lines()[-1] == "ACK sip:bob@127.0.0.1:5070 SIP/2.0"
+    assert ua(net, A).leg_state(a_leg) == "terminated"
+    net.advance(40)
+    assert ua(net, B).active_transactions == 0 and ua(net, A).active_transactions == 0
+
+
+def test_cancel_gives_487_and_200_and_events_on_both_sides(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    ua(net, B).respond(b_leg, 180, net.now)
+    net.advance(0.1)
+    net.take(A)
+    ua(net, A).cancel(a_leg, net.now, Reason.q850(16))
+    net.advance(0.1)
+    (cancelled,) = net.take(B)
+    assert isinstance(cancelled, ev.Cancelled) and cancelled.reason == Reason("Q.850", 16)
+    (failed,) = net.take(A)
+    assert isinstance(failed, ev.Failed) and failed.status == 487
+    lines = net.lines()
+    assert lines[-4:] == [
+        "CANCEL sip:bob@127.0.0.1:5070 SIP/2.0", "SIP/2.0 200 OK",
+        "SIP/2.0 487 Request Terminated", "ACK sip:bob@127.0.0.1:5070 SIP/2.0",
+    ]
+    assert ua(net, B).respond(b_leg, 200, net.now) is False  # the race is harmless
+
+
+def test_cancel_before_any_provisional_waits_for_one(net: Net) -> None:
+    a_leg, _b_leg = call(net)
+    ua(net, A).cancel(a_leg, net.now)
+    net.deliver()
+    assert not any(line.startswith("CANCEL") for line in net.lines())
+    net.advance(0.3)  # B's 100 Trying arrives, then the CANCEL goes
+    assert any(line.startswith("CANCEL") for line in net.lines())
+    assert isinstance(net.take(B)[0], ev.Cancelled)
+    assert isinstance(net.take(A)[0], ev.Failed)
+
+
+def test_200_crossing_cancel_is_acked_then_byed(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    ua(net, B).respond(b_leg, 180, net.now)
+    net.advance(0.1)
+    net.take(A)
+    # B answers and A cancels at the same instant: the 200 and the CANCEL cross.
+    ua(net, B).respond(b_leg, 200, net.now, body=SDP_ANSWER)
+    ua(net, A).cancel(a_leg, net.now, Reason.q850(16))
+    net.advance(0.1)
+    a_events = net.take(A)
+    assert [type(e) for e in a_events] == [ev.Answered, ev.Ended]
+    assert a_events[1] == ev.Ended(a_leg, "local", Reason("Q.850", 16), 200)
+    b_events = net.take(B)
+    assert [type(e) for e in b_events] == [ev.Confirmed, ev.Ended]
+    lines = net.lines()
+    assert lines.index("ACK sip:legato@127.0.0.1:5070 SIP/2.0") < lines.index(
+        "BYE sip:legato@127.0.0.1:5070 SIP/2.0"
+    )
+
+
+def test_hangup_does_the_right_thing_in_every_state(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    ua(net, B).hangup(b_leg, net.now, Reason.q850(21), status=603)
+    net.advance(0.1)
+    (failed,) = net.take(A)
+    assert isinstance(failed, ev.Failed) and failed.status == 603
+    assert failed.reason == Reason("Q.850", 21)
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    ua(net, A).hangup(a_leg, net.now)
+    net.advance(0.1)
+    assert isinstance(net.take(B)[0], ev.Ended)
+    ua(net, A).hangup(a_leg, net.now)  # already over: no-op
+
+
+def test_lost_invite_is_retransmitted(net: Net) -> None:
+    dropped: list[bytes] = []
+
+    def drop_first_invite(src: object, dst: object, data: bytes) -> bool:
+        if data.startswith(b"INVITE") and not dropped:
+            dropped.append(data)
+            return True
+        return False
+
+    net.drop = drop_first_invite
+    ua(net, A).invite("sip:bob@127.0.0.1:5070", from_="sip:alice@127.0.0.1", now=0.0)
+    net.deliver()
+    assert net.take(B) == []
+    net.advance(0.5)  # Timer A
+    assert isinstance(net.take(B)[0], ev.IncomingCall)
+
+
+def test_lost_200_is_retransmitted_until_ack_and_lost_ack_is_resent(net: Net) -> None:
+    _a_leg, b_leg = call(net)
+    lost = {"200": 0, "ACK": 0}
+
+    def lossy(src: object, dst: object, data: bytes) -> bool:
+        if data.startswith(b"SIP/2.0 200") and b"INVITE" in data and lost["200"] < 1:
+            lost["200"] += 1
+            return True
+        if data.startswith(b"ACK") and lost["ACK"] < 1:
+            lost["ACK"] += 1
+            return True
+        return False
+
+    net.drop = lossy
+    ua(net, B).respond(b_leg, 200, net.now, body=SDP_ANSWER)
+    net.deliver()
+    assert net.take(A) == []
+    net.advance(0.5)  # 2xx retransmitted at T1: A answers, its ACK is lost
+    assert [type(e) for e in net.take(A)] == [ev.Answered]
+    assert net.take(B) == []
+    net.advance(1.0)  # next 2xx retransmission: A re-sends the ACK
+    assert [type(e) for e in net.take(B)] == [ev.Confirmed]
+    assert [type(e) for e in net.take(A)] == []  # retransmissions are not events
+    count = len(net.lines())
+    net.advance(10)
+    assert len(net.lines()) == count  # nothing more once the ACK arrived
+
+
+def test_no_ack_ends_the_call_with_bye(net: Net) -> None:
+    _a_leg, b_leg = call(net)
+    net.drop = lambda src, dst, data: data.startswith(b"ACK")
+    ua(net, B).respond(b_leg, 200, net.now)
+    net.advance(33)
+    ended = [e for e in net.take(B) if isinstance(e, ev.Ended)]
+    assert ended and ended[0].by == "local" and ended[0].reason == Reason("SIP", 408,
+                                                                          "ACK not received")
+    retrans = [line for line in net.lines(A) if line == "SIP/2.0 200 OK"]
+    assert 8 <= len(retrans) <= 12  # 0, .5, 1.5, 3.5, 7.5, 11.5 ... capped at T2
+
+
+def test_no_response_at_all_fails_with_408_after_timer_b(net: Net) -> None:
+    net.drop = lambda src, dst, data: True
+    a_leg = ua(net, A).invite("sip:bob@127.0.0.1:5070", from_="sip:a@127.0.0.1", now=0.0)
+    net.advance(31.9)
+    assert net.take(A) == []
+    assert len([x for x in net.lines() if x.startswith("INVITE")]) == 7
+    net.advance(0.2)
+    assert net.take(A) == [ev.Failed(a_leg, 408, "Request Timeout", None, None)]
+
+
+def test_re_invite_and_update_are_passed_through(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    ua(net, A).request(a_leg, "INVITE", net.now, body=b"v=0 hold\r\n")
+    net.advance(0.05)
+    (reinvite,) = net.take(B)
+    assert isinstance(reinvite, ev.DialogRequest) and reinvite.request.body == b"v=0 hold\r\n"
+    ua(net, B).respond_request(reinvite.request_id, 200, net.now, body=b"v=0 held\r\n")
+    net.advance(0.05)
+    (resp,) = net.take(A)
+    assert isinstance(resp, ev.DialogResponse) and resp.status == 200 and resp.method == "INVITE"
+    assert isinstance(net.take(B)[0], ev.Confirmed)  # the ACK of the re-INVITE
+    ua(net, B).request(b_leg, "UPDATE", net.now, body=b"v=0 upd\r\n")
+    net.advance(0.05)
+    (update,) = net.take(A)
+    assert isinstance(update, ev.DialogRequest) and update.request.method == "UPDATE"
+    ua(net, A).respond_request(update.request_id, 200, net.now)
+    net.advance(0.05)
+    assert [e.status for e in net.take(B) if isinstance(e, ev.DialogResponse)] == [200]
+    with pytest.raises(LocalProtocolError):
+        ua(net, B).respond_request(update.request_id, 200, net.now)
+
+
+def test_options_answered_in_and_out_of_dialog(net: Net) -> None:
+    from legato.sip import Request as Req
+
+    options = Req(
+        "OPTIONS", "sip:127.0.0.1:5070",
+        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKopt1"), ("From", "<sip:a@h>;tag=1"),
+         ("To", "<sip:b@h>"), ("Call-ID", "opt"), ("CSeq", "1 OPTIONS"),
+         ("Max-Forwards", "70")],
+    )
+    ua(net, B).receive_datagram(options.to_bytes(), A, 0.0)
+    ((data, addr),) = ua(net, B).datagrams_to_send(0.0)
+    response = parse_message(data)
+    assert addr == A and response.status == 200  # type: ignore[union-attr]
+    assert "INVITE" in (response.get("Allow") or "")
+
+
+def test_requests_outside_any_dialog(net: Net) -> None:
+    bye = Request(
+        "BYE", "sip:127.0.0.1:5070",
+        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbye1"), ("From", "<sip:a@h>;tag=1"),
+         ("To", "<sip:b@h>;tag=nope"), ("Call-ID", "x"), ("CSeq", "1 BYE")],
+    )
+    ua(net, B).receive_datagram(bye.to_bytes(), A, 0.0)
+    ((data, _),) = ua(net, B).datagrams_to_send(0.0)
+    assert parse_message(data).status == 481  # type: ignore[union-attr]
+    message = Request(
+        "MESSAGE", "sip:127.0.0.1:5070",
+        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKm1"), ("From", "<sip:a@h>;tag=1"),
+         ("To", "<sip:b@h>"), ("Call-ID", "y"), ("CSeq", "1 MESSAGE")],
+    )
+    ua(net, B).receive_datagram(message.to_bytes(), A, 0.0)
+    ((data, _),) = ua(net, B).datagrams_to_send(0.0)
+    resp = parse_message(data)
+    assert resp.status == 405 and resp.get("Allow")  # type: ignore[union-attr]
+
+
+def test_malformed_request_gets_400_with_the_reason_and_calls_go_on(net: Net) -> None:
+    _a_leg, b_leg = call(net)
+    bad = (
+        b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbad\r\n"
+        b"From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: bad\r\nCSeq: 1 BYE\r\n\r\n"
+    )
+    ua(net, B).receive_datagram(bad, A, net.now)
+    ua(net, B).receive_datagram(b"\x00\xffnot sip at all", A, net.now)
+    out = ua(net, B).datagrams_to_send(net.now)
+    assert len(out) == 1
+    resp = parse_message(out[0][0])
+    assert resp.status == 400  # type: ignore[union-attr]
+    assert "does not match" in resp.reason  # type: ignore[union-attr]
+    bad_events = [e for e in net.take(B) if isinstance(e, ev.BadMessage)]
+    assert len(bad_events) == 0  # taken directly from the agent below
+    kinds = []
+    while (event := ua(net, B).next_event()) is not None:
+        kinds.append(type(event))
+    assert kinds == [ev.BadMessage, ev.BadMessage]
+    answer(net, b_leg)
+    assert [type(e) for e in net.take(A)] == [ev.Progress, ev.Answered]
+
+
+def test_require_unknown_extension_gets_420_and_zero_max_forwards_483(net: Net) -> None:
+    for header, status in ((("Require", "100rel"), 420), (("Max-Forwards", "0"), 483)):
+        ua(net, A).invite(
+            "sip:bob@127.0.0.1:5070", from_="sip:a@127.0.0.1", now=net.now, headers=[header]
+        )
+        net.advance(0.1)
+        failed = [e for e in net.take(A) if isinstance(e, ev.Failed)]
+        assert failed[0].status == status
+        assert net.take(B) == []
+
+
+def test_received_and_rport_stamped_and_answer_goes_to_source() -> None:
+    b = UserAgent(UAConfig(B))
+    invite = Request(
+        "INVITE", "sip:b@127.0.0.1:5070",
+        [("Via", "SIP/2.0/UDP 10.1.1.1:5999;branch=z9hG4bKnat;rport"),
+         ("From", "<sip:a@h>;tag=1"), ("To", "<sip:b@h>"), ("Call-ID", "nat"),
+         ("CSeq", "1 INVITE"), ("Contact", "<sip:a@10.1.1.1:5999>")],
+    )
+    b.receive_datagram(invite.to_bytes(), ("127.0.0.9", 40000), 0.0)
+    (incoming,) = [b.next_event()]
+    assert isinstance(incoming, ev.IncomingCall)
+    b.respond(incoming.leg, 486, 0.0)
+    ((data, addr),) = b.datagrams_to_send(0.0)
+    assert addr == ("127.0.0.9", 40000)
+    via = parse_message(data).top_via
+    assert via.received == "127.0.0.9" and via.rport == 40000
+
+
+def test_defer_ack_lets_the_driver_answer_a_delayed_offer(net: Net) -> None:
+    a = ua(net, A)
+    a_leg = a.invite("sip:bob@127.0.0.1:5070", from_="sip:a@127.0.0.1", now=0.0, defer_ack=True)
+    net.deliver()
+    (incoming,) = net.take(B)
+    assert incoming.request.body == b""  # type: ignore[union-attr]
+    ua(net, B).respond(incoming.leg, 200, net.now, body=SDP_OFFER)  # type: ignore[union-attr]
+    net.advance(0.05)
+    (answered,) = net.take(A)
+    assert isinstance(answered, ev.Answered)
+    assert not any(line.startswith("ACK") for line in net.lines())
+    a.ack(a_leg, net.now, body=SDP_ANSWER)
+    net.advance(0.05)
+    (confirmed,) = net.take(B)
+    assert isinstance(confirmed, ev.Confirmed) and confirmed.request.body == SDP_ANSWER
+    with pytest.raises(LocalProtocolError):
+        a.ack(a_leg, net.now)
+
+
+def test_local_misuse_raises_local_protocol_error(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    with pytest.raises(LocalProtocolError, match="confirmed"):
+        ua(net, A).bye(a_leg, net.now)
+    with pytest.raises(LocalProtocolError, match="incoming"):
+        ua(net, A).respond(a_leg, 200, net.now)
+    with pytest.raises(LocalProtocolError, match="calls we placed"):
+        ua(net, B).cancel(b_leg, net.now)
+    with pytest.raises(LocalProtocolError, match="not an IP"):
+        ua(net, A).invite("sip:bob@example.com", from_="sip:a@127.0.0.1", now=0.0)
+    with pytest.raises(LocalProtocolError, match="to"):
+        ua(net, A).invite("not a uri", from_="sip:a@127.0.0.1", now=0.0)
+    with pytest.raises(LocalProtocolError):
+        ua(net, B).respond(b_leg, 700, net.now)
+
+
+def test_timer_values_come_from_config() -> None:
+    fast = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
+    net = Net(UserAgent(UAConfig(A, timers=fast)), UserAgent(UAConfig(B, timers=fast)))
+    net.drop = lambda src, dst, data: True
+    a_leg = ua(net, A).invite("sip:bob@127.0.0.1:5070", from_="sip:a@127.0.0.1", now=0.0)
+    net.advance(3.3)
+    assert net.take(A) == [ev.Failed(a_leg, 408, "Request Timeout", None, None)]
