@@ -1,0 +1,137 @@
+"""Interop with SIPp, a real SIP peer, over 127.0.0.1: SIPp's built-in `uac` calling a
+UAS built on our stack (UDP and TCP), and our UAC calling SIPp's built-in `uas`. Each
+must finish with 0 failed calls (SIPp's exit status 0) and every call ended cleanly here."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from legato.sip import events as ev
+from legato.sip.transport import SipTransport, run
+from legato.sip.ua import UAConfig
+
+pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
+SDP = (
+    b"v=0\r\no=legato 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def sipp(cwd: Path, *args: str, timeout: float = 60) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        "sipp", *args, "-nostdin", "-trace_err", "-timeout", "40", "-timeout_error",
+        cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    errors = "".join(p.read_text(errors="replace")[-3000:] for p in cwd.glob("*_errors.log"))
+    return proc.returncode or 0, out.decode(errors="replace")[-3000:] + errors
+
+
+class Uas:
+    """A minimal answering machine on our stack: 180, then 200 with SDP; counts BYEs."""
+
+    def __init__(self) -> None:
+        self.transport: SipTransport | None = None
+        self.incoming = 0
+        self.confirmed = 0
+        self.ended_by_remote = 0
+        self.bad: list[str] = []
+
+    def handle(self, event: ev.Event) -> None:
+        assert self.transport is not None
+        ua, now = self.transport.ua, self.transport.loop.time()
+        if isinstance(event, ev.IncomingCall):
+            self.incoming += 1
+            ua.respond(event.leg, 180, now)
+            ua.respond(event.leg, 200, now, body=SDP)
+        elif isinstance(event, ev.Confirmed):
+            self.confirmed += 1
+        elif isinstance(event, ev.Ended) and event.by == "remote":
+            self.ended_by_remote += 1
+        elif isinstance(event, ev.BadMessage):
+            self.bad.append(event.reason)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_sipp_uac_calls_our_uas(tmp_path: Path, transport: str) -> None:
+    calls = 30
+
+    async def main() -> tuple[int, str, Uas, int]:
+        uas = Uas()
+        config = UAConfig(("127.0.0.1", 0))
+        opener = SipTransport.open_udp if transport == "udp" else SipTransport.open_tcp
+        uas.transport = await opener(config, uas.handle)
+        port = uas.transport.local[1]
+        mode = ["-t", "u1"] if transport == "udp" else ["-t", "t1"]
+        code, output = await sipp(
+            tmp_path, "-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1",
+            "-p", str(free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)),
+            *mode, "-m", str(calls), "-r", "20", "-d", "200", "-l", "20",
+        )
+        await asyncio.sleep(0.2)
+        legs = uas.transport.ua.active_legs
+        await uas.transport.close()
+        return code, output, uas, legs
+
+    code, output, uas, legs = run(main())
+    assert code == 0, output
+    assert uas.incoming == uas.confirmed == uas.ended_by_remote == calls, output
+    assert uas.bad == [] and legs == 0
+
+
+def test_our_uac_calls_sipp_uas(tmp_path: Path) -> None:
+    calls = 20
+
+    async def main() -> tuple[int, str, dict[str, int], int]:
+        port = free_port()
+        proc_task = asyncio.create_task(
+            sipp(tmp_path, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls))
+        )
+        await asyncio.sleep(0.5)  # let SIPp bind
+        counts = {"answered": 0, "ended": 0, "failed": 0}
+        done = asyncio.Event()
+        transport: SipTransport | None = None
+
+        def handle(event: ev.Event) -> None:
+            assert transport is not None
+            if isinstance(event, ev.Answered):
+                counts["answered"] += 1
+                leg = event.leg
+                transport.loop.call_later(0.05, lambda: (
+                    transport.ua.bye(leg, transport.loop.time()), transport.flush()))
+            elif isinstance(event, ev.Ended):
+                counts["ended"] += 1
+            elif isinstance(event, ev.Failed):
+                counts["failed"] += 1
+            if counts["ended"] + counts["failed"] == calls:
+                done.set()
+
+        transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0)), handle)
+        for i in range(calls):
+            transport.ua.invite(
+                f"sip:service@127.0.0.1:{port}", from_=f"sip:caller{i}@127.0.0.1",
+                now=transport.loop.time(), body=SDP,
+            )
+            transport.flush()
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(done.wait(), 30)
+        code, output = await proc_task
+        legs = transport.ua.active_legs
+        await transport.close()
+        return code, output, counts, legs
+
+    code, output, counts, legs = run(main())
+    assert counts == {"answered": calls, "ended": calls, "failed": 0}, output
+    assert code == 0, output
+    assert legs == 0
