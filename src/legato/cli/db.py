@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from legato.cli.main import app
+from legato.core.policy.permissions import InvalidNumber, normalize_number
+from legato.store.accounts import list_accounts
 from legato.store.db import ENV_VAR, Database, StoreError
 
 #: `--db URL`, falling back to `LEGATO_DB`, then to sqlite:///legato.db in the working dir.
@@ -22,6 +25,10 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AccountOpt = Annotated[
+    str | None,
+    typer.Option("--account", help="Account id (acc_...); optional when there is one account."),
+]
 
 
 def open_store(url: str | None, *, upgrade: bool = True) -> Database:
@@ -43,6 +50,43 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def resolve_account(database: Database, account: str | None) -> str:
+    with database.session() as s:
+        ids = [a.id for a in list_accounts(s)]
+    if account is not None:
+        if account not in ids:
+            fail(f"--account: no account {account}", 2)
+        return account
+    if len(ids) == 1:
+        return ids[0]
+    fail(
+        "--account: required when the store has "
+        + ("no accounts" if not ids else f"{len(ids)} accounts"),
+        2,
+    )
+    raise AssertionError  # unreachable: fail() exits
+
+
+def parse_time(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: {value!r} is not an ISO 8601 date or time", 2)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def parse_number(option: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return normalize_number(value)
+    except InvalidNumber as exc:
+        fail(f"{option}: {exc}", 2)
+    raise AssertionError
 
 
 db_app = typer.Typer(help="Database schema: upgrade and inspect.", no_args_is_help=True)

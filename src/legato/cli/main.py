@@ -20,9 +20,11 @@ def _root() -> None:
 
 
 # Command modules register themselves on `app` when imported (one line each, below).
-from legato.cli import statuses as _statuses  # noqa: E402,F401
-from legato.cli import db as _db  # noqa: E402,F401
 from legato.cli import accounts as _accounts  # noqa: E402,F401
+from legato.cli import calls as _calls  # noqa: E402,F401
+from legato.cli import db as _db  # noqa: E402,F401
 from legato.cli import dnd as _dnd  # noqa: E402,F401
-from legato.cli import simulate as _simulate  # noqa: E402,F401
+from legato.cli import numbers as _numbers  # noqa: E402,F401
 from legato.cli import serve as _serve  # noqa: E402,F401
+from legato.cli import simulate as _simulate  # noqa: E402,F401
+from legato.cli import statuses as _statuses  # noqa: E402,F401

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -29,6 +27,7 @@ from legato.service.orders import order_for
 from legato.store import calls as store
 from legato.store import numbers as numbers_store
 from legato.store.accounts import NotFound
+from legato.store.export import csv_rows
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -174,43 +173,6 @@ def list_calls(
             "cursor", "cursor", "not a cursor returned by this API", "query"
         ) from None
     return {"data": [store.call_document(c) for c in rows], "next_cursor": next_cursor}
-
-
-CSV_COLUMNS = (
-    "id",
-    "service",
-    "state",
-    "status",
-    "number",
-    "from",
-    "to",
-    "started_at",
-    "answered_at",
-    "ended_at",
-    "duration_seconds",
-    "billable_seconds",
-    "disconnected_by",
-    "connected_to",
-    "picked_by",
-    "end_reason",
-)
-
-
-def csv_rows(docs: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """CSV text, a header then one line per call; lists are joined with `;`."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
-    for doc in docs:
-        writer.writerow(
-            ";".join(v) if isinstance(v := doc.get(col), list) else ("" if v is None else v)
-            for col in CSV_COLUMNS
-        )
-        if buf.tell() > 64_000:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
 
 
 @router.get(

@@ -8,7 +8,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, JsonValue, model_
 from pydantic_core import PydanticCustomError
 
 from legato.api.schemas.common import E164, NumberList
-from legato.core.config import Step, flow_has_answer
+from legato.core.config import Step, find_answer
 
 State = Literal["queued", "in_progress", "completed"]
 Party = Literal["leg1", "leg2", "platform"]
@@ -63,9 +63,13 @@ class CallCreate(CallBase):
                 )
             if len(self.to) != 1:
                 raise PydanticCustomError("max_items", "outbound calls one subscriber: one `to`")
-            if self.flow and flow_has_answer(self.flow):
+            path = find_answer(self.flow) if self.flow else None
+            if path is not None:
+                where = "flow" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
                 raise PydanticCustomError(
-                    "forbidden", "`answer` is not allowed in an outbound flow: leg 1 has answered"
+                    "forbidden",
+                    "{where}: `answer` is not allowed in an outbound flow: leg 1 has answered",
+                    {"where": where},
                 )
         return self
 

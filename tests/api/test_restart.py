@@ -1,0 +1,152 @@
+"""Restarting the server loses nothing: a real `legato serve` process is killed with SIGKILL
+mid-call and started again; the interrupted call is ended with a recorded reason."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_testkit import AGENT, CUSTOMER, NUMBER, SLOW
+
+from legato.service.runtime import INTERRUPTED, SHUTDOWN
+from legato.store import accounts
+from legato.store.db import Database
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    def __init__(self, db_url: str, phones: Path, cwd: Path) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from legato.cli.main import app; app()",
+                "serve",
+                "--port",
+                str(self.port),
+                "--db",
+                db_url,
+                "--phones",
+                str(phones),
+                "--sim-speed",
+                "5",
+                "--log-level",
+                "warning",
+            ],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base + "/openapi.json", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+            if self.proc.poll() is not None:
+                break
+        self.proc.kill()
+        out = self.proc.stdout.read().decode() if self.proc.stdout else ""
+        raise AssertionError(f"legato serve did not start:\n{out}")
+
+    def stop(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def procs(db_url: str, phones_file: Path, tmp_path: Path) -> Iterator[Any]:
+    started: list[Proc] = []
+
+    def start() -> Proc:
+        p = Proc(db_url, phones_file, tmp_path)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+def _client(base: str, key: str) -> httpx.Client:
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+
+
+def _wait(c: httpx.Client, call_id: str, pred: Any, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = c.get(f"/v1/calls/{call_id}").json()
+        if pred(doc):
+            return doc  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_call_then_restart_ends_the_call_with_a_reason(db_url: str, procs: Any) -> None:
+    database = Database(db_url)
+    database.upgrade()
+    with database.session() as s:
+        key = accounts.create_account(s, "Acme").api_key
+    database.dispose()
+    first = procs()
+    with _client(first.base, key) as c:
+        assert c.post("/v1/numbers", json={"number": NUMBER}).status_code == 201
+        done = c.post(
+            "/v1/calls",
+            json={
+                "service": "click_to_call",
+                "number": NUMBER,
+                "from": AGENT,
+                "to": "+919811000003",
+            },
+        ).json()["id"]
+        done_doc = _wait(c, done, lambda d: d["state"] == "completed")
+        live = c.post(
+            "/v1/calls",
+            json={"service": "click_to_call", "number": NUMBER, "from": AGENT, "to": SLOW},
+        ).json()["id"]
+        _wait(c, live, lambda d: len(d["legs"]) == 2)  # leg 2 ringing, persisted
+    first.stop(signal.SIGKILL)
+
+    second = procs()
+    with _client(second.base, key) as c:
+        doc = c.get(f"/v1/calls/{live}").json()
+        assert doc["state"] == "completed" and doc["end_reason"] == INTERRUPTED
+        assert doc["status"] == "NOANSWER_LEG2" and doc["disconnected_by"] == "platform"
+        assert doc["legs"][0]["outcome"] == "ANSWERED"
+        assert doc["legs"][1]["outcome"] == "NOANSWER" and doc["ended_at"] is not None
+        assert c.get(f"/v1/calls/{done}").json() == done_doc  # untouched
+        assert {x["id"] for x in c.get("/v1/calls").json()["data"]} == {live, done}
+        # and the restarted server keeps serving new calls
+        again = c.post(
+            "/v1/calls",
+            json={"service": "click_to_call", "number": NUMBER, "from": AGENT, "to": CUSTOMER},
+        ).json()["id"]
+        _wait(c, again, lambda d: len(d["legs"]) >= 1)
+    second.stop(signal.SIGTERM)  # a graceful stop ends running calls at once
+
+    third = procs()
+    with _client(third.base, key) as c:
+        doc = c.get(f"/v1/calls/{again}").json()
+        assert doc["state"] == "completed", doc
+        assert doc["end_reason"] in (SHUTDOWN, None)
+    third.stop(signal.SIGTERM)

@@ -1,0 +1,103 @@
+"""Every route needs a live key, and no account can read or change another's data.
+
+The route list is taken from the app's OpenAPI document, so a route added later without a test here
+fails `test_every_route_is_covered`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api_testkit import AGENT, CUSTOMER, NUMBER, NUMBER_B
+
+#: Each route with a request that would succeed for the owner (filled in per test).
+ROUTES = {
+    ("POST", "/v1/numbers"),
+    ("GET", "/v1/numbers"),
+    ("GET", "/v1/numbers/{number}"),
+    ("PUT", "/v1/numbers/{number}"),
+    ("DELETE", "/v1/numbers/{number}"),
+    ("POST", "/v1/calls"),
+    ("GET", "/v1/calls"),
+    ("GET", "/v1/calls/export.csv"),
+    ("GET", "/v1/calls/{call_id}"),
+    ("GET", "/v1/reports/summary"),
+    ("POST", "/v1/sim/incoming"),
+}
+
+
+def _app_routes(server: Any) -> set[tuple[str, str]]:
+    paths = server.client.get("/openapi.json").json()["paths"]
+    return {(method.upper(), path) for path, ops in paths.items() for method in ops}
+
+
+def test_every_route_is_covered(server: Any) -> None:
+    assert _app_routes(server) == ROUTES
+
+
+def test_every_route_refuses_missing_wrong_and_revoked_keys(server: Any) -> None:
+    api = server.account()
+    from legato.store import accounts
+
+    with server.database.session() as s:
+        old = accounts.issue_key(s, api.account_id)
+        accounts.revoke_key(s, old.key_id)
+    for method, path in sorted(ROUTES):
+        url = path.replace("{number}", NUMBER).replace("{call_id}", "call_x")
+        for headers in (
+            {},
+            {"Authorization": "Bearer lgk_wrong"},
+            {"Authorization": f"Bearer {old.api_key}"},
+            {"Authorization": f"Basic {api.key}"},
+        ):
+            r = server.client.request(method, url, headers=headers, json={})
+            assert r.status_code == 401, (method, url, headers, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_no_account_sees_or_changes_another_accounts_data(server: Any) -> None:
+    a, b = server.account("A"), server.account("B")
+    a.add_number(NUMBER, {"lines": 3})
+    b.add_number(NUMBER_B)
+    call_id = a.call().json()["id"]
+    a.wait(call_id)
+
+    # numbers
+    assert [n["number"] for n in b.get("/v1/numbers").json()["data"]] == [NUMBER_B]
+    assert b.get(f"/v1/numbers/{NUMBER}").status_code == 404
+    assert b.put(f"/v1/numbers/{NUMBER}", json={"config": {"lines": 0}}).status_code == 404
+    assert b.delete(f"/v1/numbers/{NUMBER}").status_code == 404
+    assert a.get(f"/v1/numbers/{NUMBER}").json()["config"] == {"lines": 3}
+    # calls
+    assert b.get(f"/v1/calls/{call_id}").status_code == 404
+    assert b.get("/v1/calls").json()["data"] == []
+    assert b.get("/v1/calls", params={"number": NUMBER}).json()["data"] == []
+    assert b.get("/v1/calls/export.csv").text.strip().count("\n") == 0  # header only
+    r = b.post(
+        "/v1/calls",
+        json={"service": "click_to_call", "number": NUMBER, "from": AGENT, "to": CUSTOMER},
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["rule"] == "account_number"
+    # an idempotency key of A's means nothing to B
+    key = {"Idempotency-Key": "same"}
+    first = a.post(
+        "/v1/calls",
+        headers=key,
+        json={"service": "click_to_call", "number": NUMBER, "from": AGENT, "to": CUSTOMER},
+    )
+    other = b.post(
+        "/v1/calls",
+        headers=key,
+        json={"service": "click_to_call", "number": NUMBER_B, "from": AGENT, "to": CUSTOMER},
+    )
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    # reports
+    assert b.get("/v1/reports/summary").json()["totals"]["calls"] == 0
+    assert a.get("/v1/reports/summary").json()["totals"]["calls"] >= 1
+    # sim
+    r = b.post("/v1/sim/incoming", json={"number": NUMBER, "from": CUSTOMER})
+    assert r.status_code == 404
+    for cid in (first.json()["id"], other.json()["id"]):
+        (a if cid == first.json()["id"] else b).wait(cid)
+    assert [c["id"] for c in a.get("/v1/calls").json()["data"]] == [first.json()["id"], call_id]
