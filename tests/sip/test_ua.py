@@ -394,3 +394,24 @@ def test_timer_values_come_from_config() -> None:
     a_leg = ua(net, A).invite("sip:bob@127.0.0.1:5070", from_="sip:a@127.0.0.1", now=0.0)
     net.advance(3.3)
     assert net.take(A) == [ev.Failed(a_leg, 408, "Request Timeout", None, None)]
+
+
+def test_invite_without_contact_gets_400_through_its_transaction() -> None:
+    b = UserAgent(UAConfig(B))
+    invite = Request(
+        "INVITE", "sip:b@127.0.0.1:5070",
+        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnocontact"),
+         ("From", "<sip:a@h>;tag=1"), ("To", "<sip:b@h>"), ("Call-ID", "nc"),
+         ("CSeq", "1 INVITE")],
+    )
+    b.receive_datagram(invite.to_bytes(), A, 0.0)
+    ((data, _),) = b.datagrams_to_send(0.0)
+    response = parse_message(data)
+    assert response.status == 400 and "Contact" in response.reason  # type: ignore[union-attr]
+    b.receive_datagram(invite.to_bytes(), A, 0.3)  # a retransmission gets the same 400
+    assert len(b.datagrams_to_send(0.3)) == 1
+    assert isinstance(b.next_event(), ev.BadMessage)
+    while (when := b.get_timer()) is not None:
+        b.handle_timer(when)
+        b.datagrams_to_send(when)
+    assert b.active_transactions == 0 and b.active_legs == 0

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from legato.sip.errors import RemoteProtocolError
+from legato.sip.headers import digits as _digits
 from legato.sip.uri import SipURI, format_params, parse_hostport, parse_params
 
 _VIA = re.compile(
@@ -62,7 +63,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value filled in by a server (None when absent or still empty)."""
         value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and _digits(value) else None
 
 
 @dataclass(slots=True)
@@ -149,7 +150,7 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not _TOKEN.match(parts[1]):
+        if len(parts) != 2 or not _digits(parts[0]) or not _TOKEN.match(parts[1]):
             raise RemoteProtocolError(f"CSeq: malformed value {text!r}")
         seq = int(parts[0])
         if seq >= 2**31:
@@ -174,7 +175,7 @@ class Reason:
         protocol = protocol.strip()
         params = parse_params(ptext)
         cause = params.get("cause")
-        if not protocol or cause is None or not cause.strip().isdigit():
+        if not protocol or cause is None or not _digits(cause.strip()):
             raise RemoteProtocolError(f"Reason: needs a protocol and a numeric cause: {value!r}")
         text = params.get("text")
         if text is not None and len(text) >= 2 and text[0] == text[-1] == '"':

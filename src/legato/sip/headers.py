@@ -96,3 +96,8 @@ def split_list(value: str) -> list[str]:
     if last:
         parts.append(last)
     return parts
+
+
+def digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also accepts '²' and other digits `int` refuses."""
+    return text.isascii() and text.isdigit()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from legato.sip.errors import RemoteProtocolError
 from legato.sip.fields import CSeq, NameAddr, Reason, Via
 from legato.sip.headers import CANONICAL, canonical_name
+from legato.sip.headers import digits as _digits
 from legato.sip.uri import SipURI
 
 SIP_VERSION = "SIP/2.0"
@@ -168,7 +169,7 @@ class Message:
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit() or int(value) > 255:
+        if not _digits(value) or int(value) > 255:
             raise RemoteProtocolError(f"Max-Forwards: must be 0..255, got {value!r}")
         return int(value)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from legato.sip.errors import RemoteProtocolError
 from legato.sip.fields import CSeq
 from legato.sip.headers import CANONICAL, LIST_HEADERS, split_list
+from legato.sip.headers import digits as _digits
 from legato.sip.message import Message, Request, Response
 
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+\Z")
@@ -75,7 +76,7 @@ def parse_message(
 
 def _content_length(text: str, message: Message) -> int:
     text = text.strip()
-    if not text.isdigit():
+    if not _digits(text):
         raise RemoteProtocolError(f"Content-Length: not a number: {text!r}", partial=message)
     return int(text)
 
@@ -158,7 +159,7 @@ def _parse_start_line(line: str) -> Request | Response:
         version, code, phrase = parts
         if version != "SIP/2.0":
             raise RemoteProtocolError(f"unsupported version {version!r}", 505)
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not _digits(code) or not 100 <= int(code) <= 699:
             raise RemoteProtocolError(f"bad status code {code!r}")
         response = Response.__new__(Response)
         response.status = int(code)
@@ -209,7 +210,7 @@ def _check_mandatory(message: Request | Response) -> None:
         max_forwards = seen.get("Max-Forwards")
         if max_forwards is not None:
             max_forwards = max_forwards.strip()
-            if not max_forwards.isdigit() or int(max_forwards) > 255:
+            if not _digits(max_forwards) or int(max_forwards) > 255:
                 raise RemoteProtocolError(
                     f"Max-Forwards: must be 0..255, got {max_forwards!r}", partial=message
                 )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from legato.sip.auth import DigestServer
 from legato.sip.errors import RemoteProtocolError
 from legato.sip.fields import NameAddr
+from legato.sip.headers import digits as _digits
 from legato.sip.message import Request, Response, make_response
 from legato.sip.uri import SipURI
 
@@ -152,7 +153,7 @@ class Registrar:
         if text is None:
             return self.default_expires
         text = text.strip()
-        if not text.isdigit():
+        if not _digits(text):
             raise RemoteProtocolError(f"Expires: not a number of seconds: {text!r}")
         return int(text)
 

@@ -510,9 +510,8 @@ class UserAgent:
         partial = exc.partial
         if not isinstance(partial, Request) or partial.method == "ACK":
             return
-        phrase = "".join(ch for ch in exc.reason if ch.isprintable())[:120] or "Bad Request"
         try:
-            response = make_response(partial, exc.status_code, phrase)
+            response = make_response(partial, exc.status_code, _phrase(exc.reason))
             data = response.to_bytes()
         except RemoteProtocolError:
             return
@@ -567,10 +566,17 @@ class UserAgent:
         dest = addr if symmetric else (addr[0], via.port or 5060)
         tx = ServerTransaction(request, dest, self._out, self.config.timers, self._reliable, now)
         self._server[key] = tx
-        if method == "CANCEL":
-            self._on_cancel(tx, key, now)
-        else:
-            self._on_new_request(tx, key, addr, now)
+        try:
+            if method == "CANCEL":
+                self._on_cancel(tx, key, now)
+            else:
+                self._on_new_request(tx, key, addr, now)
+        except RemoteProtocolError as exc:
+            # A header the TU needed was malformed: answer through the transaction so it
+            # absorbs retransmissions and ends on its own timer.
+            self._events.append(ev.BadMessage(addr, exc.reason))
+            if not tx.final_sent:
+                tx.respond(make_response(request, exc.status_code, _phrase(exc.reason)), now)
         self._after_server(key, tx)
 
     def _stamp_via(self, request: Request, host: str, addr: Addr, rport: bool) -> None:
@@ -934,6 +940,11 @@ def _branch_of(request: Request) -> str:
         raise LocalProtocolError("request without a Via branch")
     end = via.find(";", start)
     return via[start + 7 : end if end >= 0 else len(via)]
+
+
+def _phrase(reason: str) -> str:
+    """A reason phrase from an error text: printable, one line, bounded."""
+    return "".join(ch for ch in reason if ch.isprintable())[:120] or "Bad Request"
 
 
 def _set_rport(via: str, port: int) -> str:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from legato.sip.errors import RemoteProtocolError
+from legato.sip.headers import digits as _digits
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9.])?\Z")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
@@ -154,7 +155,7 @@ def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
 
 
 def _parse_port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not _digits(text) or not 0 < int(text) < 65536:
         raise RemoteProtocolError(f"bad port in {whole!r}")
     return int(text)
 
