@@ -32,6 +32,7 @@ def pg_database() -> Iterator[str]:
 def _drop_registry_tables(url: str) -> None:
     engine = create_engine(url)
     with engine.connect() as conn:
+        conn.execute(text("DROP VIEW IF EXISTS dnd_current"))
         names = conn.execute(
             text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'dnd\\_%'")
         ).scalars()
@@ -57,7 +58,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def registry(db_url: str) -> Iterator[DndRegistry]:
     reg = DndRegistry(db_url)
     yield reg
-    reg.engine.dispose()
+    reg.close()
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

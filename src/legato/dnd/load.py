@@ -86,28 +86,49 @@ def bulk_load(
         insert_sqlite(conn, table, keys, progress, commit=commit)
 
 
+READ_CHUNK_ROWS = 4 << 20
+
+
 def read_keys(conn: Connection, table: str, expected: int) -> Keys:
-    """Read a whole version table back as sorted packed entries (for the in-memory index)."""
-    driver: Any = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        chunks: list[bytes] = []
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(
-                f"COPY (SELECT number * 256 + categories FROM {table}) TO STDOUT (FORMAT BINARY)"
-            ) as copy,
-        ):
-            chunks.extend(bytes(block) for block in copy)
-        data = b"".join(chunks)
-        body = data[len(_PG_HEADER) : len(data) - len(_PG_TRAILER)]
-        rows = np.frombuffer(body, dtype=np.dtype([("f", ">i2"), ("l", ">i4"), ("k", ">i8")]))
-        keys = rows["k"].astype(np.int64)
+    """Read a whole version table back as sorted packed entries (for the in-memory index).
+
+    The server packs each chunk into one value (PostgreSQL: ``int8send`` bytes, 8 a row;
+    SQLite: ``group_concat`` text parsed by numpy), so no Python object is made per row.
+    Chunks follow the primary key (keyset pagination) to stay under value size limits.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        sql = (
+            "SELECT string_agg(int8send(number * 256 + categories), ''::bytea), "
+            f"max(number), count(*) FROM (SELECT number, categories FROM {table} "
+            "WHERE number > :last ORDER BY number LIMIT :rows) s"
+        )
     else:
-        cursor = driver.cursor()
-        try:
-            cursor.execute(f"SELECT number * 256 + categories FROM {table}")
-            keys = np.fromiter((row[0] for row in cursor), dtype=np.int64, count=expected)
-        finally:
-            cursor.close()
+        sql = (
+            "SELECT group_concat(number * 256 + categories, ','), max(number), count(*) "
+            f"FROM (SELECT number, categories FROM {table} WHERE number > :last "
+            "ORDER BY number LIMIT :rows)"
+        )
+    parts: list[Keys] = []
+    last = -1
+    while True:
+        packed, last_number, rows = conn.exec_driver_sql(
+            sql.replace(":last", "%(last)s" if postgres else ":last").replace(
+                ":rows", "%(rows)s" if postgres else ":rows"
+            ),
+            {"last": last, "rows": READ_CHUNK_ROWS},
+        ).one()
+        if not rows:
+            break
+        if postgres:
+            parts.append(np.frombuffer(packed, dtype=">i8").astype(np.int64))
+        else:
+            parts.append(np.fromstring(packed, dtype=np.int64, sep=","))
+        last = int(last_number)
+        if rows < READ_CHUNK_ROWS:
+            break
+    keys = np.concatenate(parts) if parts else np.empty(0, np.int64)
     keys.sort()
+    if len(keys) != expected:
+        raise RuntimeError(f"registry table {table} has {len(keys)} rows, expected {expected}")
     return keys

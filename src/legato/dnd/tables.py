@@ -3,8 +3,9 @@
 Registry versions are data created at import time, not schema, so they live outside the
 main store's Alembic migrations: ``dnd_versions`` is created with CREATE TABLE IF NOT
 EXISTS semantics and each version ``N`` is a table ``dnd_vN`` (number BIGINT primary key,
-categories SMALLINT mask). Exactly one row of ``dnd_versions`` has state ``current``;
-moving that pointer is the atomic switch.
+categories SMALLINT mask). Exactly one row of ``dnd_versions`` has state ``current``, and
+the view ``dnd_current`` selects from that version's table; both move in the one
+transaction that is the atomic switch (DDL is transactional in SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import StrEnum
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -24,6 +26,8 @@ from sqlalchemy import (
 )
 
 meta = MetaData()
+
+CURRENT_VIEW = "dnd_current"
 
 versions = Table(
     "dnd_versions",
@@ -68,3 +72,11 @@ def version_table(version: int, *, primary_key: bool = True) -> Table:
 def ensure_meta(engine: Engine) -> None:
     """Create the meta table when it is missing (idempotent, safe to race)."""
     meta.create_all(engine, checkfirst=True)
+
+
+def point_current_view(conn: Connection, version: int) -> None:
+    """Make ``dnd_current`` select from ``version`` (inside the caller's transaction)."""
+    conn.exec_driver_sql(f"DROP VIEW IF EXISTS {CURRENT_VIEW}")
+    conn.exec_driver_sql(
+        f"CREATE VIEW {CURRENT_VIEW} AS SELECT number, categories FROM {table_name(version)}"
+    )
