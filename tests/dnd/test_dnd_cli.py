@@ -108,7 +108,10 @@ def test_invalid_file_exits_2_names_lines_and_changes_nothing(db_url: str, tmp_p
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["check", "9811000001"], "NUMBER: number must be '+' followed by 8 to 15 digits"),
+        (
+            ["check", "9811000001"],
+            "NUMBER: number must be '+' followed by 8 to 15 digits (the first not 0)",
+        ),
         (["check", "+919811000001", "--category", "2", "--transactional"], "one or the other"),
         (["check", "+919811000001", "--category", "8"], "--category"),
         (["import", "/nonexistent/file.txt"], "does not exist"),

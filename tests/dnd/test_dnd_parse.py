@@ -67,17 +67,19 @@ def test_invalid_lines_are_counted_and_reported_with_their_line_numbers(tmp_path
         "+919811000004,1,2",  # 8: three fields
         "",  # 9: blank lines are skipped, not invalid
         "+1234567890123456",  # 10: 16 digits
+        "+0919811000001",  # 11: would collide with +919811000001 as an integer
     ]
     keys, report = read_entries(write_lines(tmp_path / "bad.txt", lines), max_shown=3)
     assert entries(keys) == {"+919811000001": FULLY_BLOCKED}
-    assert report.invalid == 6
+    assert report.invalid == 7
     assert report.duplicates == 2
     assert [bad.line for bad in report.invalid_shown] == [4, 5, 6]
     assert "must start with '+'" in report.invalid_shown[0].reason
     assert "has 7 digits" in report.invalid_shown[1].reason
     assert "category '8'" in report.invalid_shown[2].reason
     _, full = read_entries(write_lines(tmp_path / "bad.txt", lines))
-    assert [bad.line for bad in full.invalid_shown] == [4, 5, 6, 7, 8, 10]
+    assert [bad.line for bad in full.invalid_shown] == [4, 5, 6, 7, 8, 10, 11]
+    assert "never starts with 0" in full.invalid_shown[6].reason
     assert "3 fields" in full.invalid_shown[4].reason
     assert "16 digits" in full.invalid_shown[5].reason
 
@@ -108,7 +110,19 @@ line = st.one_of(
         st.integers(10**7, 10**15 - 1),
         st.lists(st.integers(0, 7), min_size=0, max_size=3).map(lambda cs: ";".join(map(str, cs))),
     ).map(lambda t: f"+{t[0]},{t[1]}"),
-    st.sampled_from(["", "+1", "12345678", "+9198x1000000", "+919811000001,9", " +919811000007 "]),
+    st.sampled_from(
+        [
+            "",
+            "+1",
+            "12345678",
+            "+0919811000001",
+            "+919811000001,1;",
+            "+919811000001,;1",
+            "+9198x1000000",
+            "+919811000001,9",
+            " +919811000007 ",
+        ]
+    ),
     st.text(alphabet='+0123456789,; |"x', max_size=20).filter(lambda s: "\n" not in s),
 )
 

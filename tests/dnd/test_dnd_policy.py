@@ -109,7 +109,9 @@ def test_scenario_list_blocks_fully_and_views_share_data() -> None:
     assert len(dnd) == 1 and "+919811000002" in dnd
 
 
-@pytest.mark.parametrize("bad", ["919811000002", "+91981", "+9198110000020000", "+91 9811", ""])
+@pytest.mark.parametrize(
+    "bad", ["919811000002", "+91981", "+9198110000020000", "+91 9811", "", "+0919811000002"]
+)
 def test_malformed_numbers_are_rejected(bad: str) -> None:
     with pytest.raises(ValueError, match=r"'\+' followed by 8 to 15 digits"):
         InMemoryDnd([bad])

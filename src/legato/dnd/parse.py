@@ -35,10 +35,6 @@ BLOCK_BYTES = 8 << 20
 MASK_BITS = 8
 MASK = (1 << MASK_BITS) - 1
 
-_NUMBERS_ONLY = re.compile(rb"^\+(\d{%d,%d})\r?$" % (MIN_DIGITS, MAX_DIGITS), re.M)
-_WITH_CATEGORIES = re.compile(
-    rb"^\+(\d{%d,%d})(?:,([0-7](?:;[0-7])*)?)?\r?$" % (MIN_DIGITS, MAX_DIGITS), re.M
-)
 _CATEGORY_SPLIT = re.compile(r"[;| ]+")
 
 
@@ -92,6 +88,8 @@ def number_digits(text: str) -> int:
     digits = text[1:]
     if not (digits.isascii() and digits.isdigit()):
         raise LineError(f"number {text!r} must have only digits after '+'")
+    if digits.startswith("0"):
+        raise LineError(f"number {text!r}: a country code never starts with 0")
     if not MIN_DIGITS <= len(digits) <= MAX_DIGITS:
         raise LineError(
             f"number {text!r} has {len(digits)} digits; E.164 allows {MIN_DIGITS} to {MAX_DIGITS}"
@@ -143,6 +141,76 @@ def _blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
             yield chunk[:cut]
 
 
+_NL, _CR, _PLUS, _COMMA, _SEMI, _ZERO = 10, 13, 43, 44, 59, 48
+# Bit of each byte in a categories field: '0' → all, '1'..'7' → 1 << (d - 1), others 0.
+_CATEGORY_BITS = np.zeros(256, dtype=np.int64)
+_CATEGORY_BITS[_ZERO] = FULLY_BLOCKED
+for _d in range(1, 8):
+    _CATEGORY_BITS[_ZERO + _d] = 1 << (_d - 1)
+
+
+def _ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Concatenated ``arange(start, start + length)`` for every pair, without a loop."""
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return offsets + np.arange(total, dtype=np.int64)
+
+
+def vector_block(block: bytes) -> Keys | None:
+    """Packed entries of a block of lines, parsed with numpy; None if any line is unusual.
+
+    Takes only the strict forms ``+digits``, ``+digits,`` and ``+digits,d;d;...`` (d in
+    0..7), with LF or CRLF endings; anything else (blank lines, quotes, spaces, other
+    separators, errors) returns None and the block is read line by line instead, so this
+    function decides nothing :func:`parse_line` would decide differently.
+    """
+    buf = np.frombuffer(block, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == _NL)
+    starts = np.empty_like(newlines)
+    starts[0] = 0
+    starts[1:] = newlines[:-1] + 1
+    if np.any(buf[starts] != _PLUS) or np.any(buf[starts + 1] == _ZERO):  # also blank lines
+        return None
+    non_digits = np.flatnonzero((buf - _ZERO).astype(np.uint8) > 9)
+    ends = non_digits[np.searchsorted(non_digits, starts + 1)]  # '\n' is a non-digit
+    lengths = ends - starts - 1
+    if np.any((lengths < MIN_DIGITS) | (lengths > MAX_DIGITS)):
+        return None
+    term = buf[ends]
+    line_end = newlines - (buf[newlines - 1] == _CR)  # where the line's content stops
+    plain = (ends == line_end) & ((term == _NL) | (term == _CR))
+    with_field = term == _COMMA
+    if not np.all(plain | with_field):
+        return None
+    masks = np.full(len(starts), FULLY_BLOCKED, dtype=np.int64)
+    if with_field.any():
+        field_starts = ends[with_field] + 1
+        field_lengths = line_end[with_field] - field_starts
+        if np.any((field_lengths > 0) & (field_lengths % 2 == 0)):
+            return None
+        positions = _ranges(field_starts, field_lengths)
+        chars = buf[positions]
+        relative = positions - np.repeat(field_starts, field_lengths)
+        is_digit = (chars >= _ZERO) & (chars <= _ZERO + 7)
+        if not np.all(np.where(relative % 2 == 0, is_digit, chars == _SEMI)):
+            return None
+        filled = field_lengths > 0
+        if filled.any():
+            firsts = np.concatenate(([0], np.cumsum(field_lengths)[:-1]))[filled]
+            field_masks = np.full(len(field_starts), FULLY_BLOCKED, dtype=np.int64)
+            field_masks[filled] = np.bitwise_or.reduceat(_CATEGORY_BITS[chars], firsts)
+            masks[with_field] = field_masks
+    keys = np.zeros(len(starts), dtype=np.int64)
+    first = starts + 1
+    for j in range(int(lengths.max())):  # Horner's rule, one digit column at a time
+        if j < MIN_DIGITS:
+            keys = keys * 10 + (buf[first + j] - _ZERO)
+        else:
+            longer = lengths > j
+            keys[longer] = keys[longer] * 10 + (buf[first[longer] + j] - _ZERO)
+    return (keys << MASK_BITS) | masks
+
+
 class _Collector:
     """Accumulates packed entries and the report over the blocks of one file."""
 
@@ -150,39 +218,17 @@ class _Collector:
         self.parts: list[Keys] = []
         self.report = ParseReport()
         self.max_shown = max_shown
-        self._category_masks: dict[bytes, int] = {b"": FULLY_BLOCKED}
 
     def block(self, block: bytes) -> None:
         """Take one block, fast when every line is valid, line by line otherwise."""
         first_line = self.report.lines + 1
         count = block.count(b"\n")
         self.report.lines += count
-        keys = self._fast(block, count)
+        keys = vector_block(block) if count else np.empty(0, np.int64)
         if keys is None:
             keys = self._slow(block, first_line)
         self.report.entries += len(keys)
         self.parts.append(keys)
-
-    def _fast(self, block: bytes, count: int) -> Keys | None:
-        if b"," not in block:
-            numbers = _NUMBERS_ONLY.findall(block)
-            if len(numbers) != count:
-                return None
-            keys = np.array(numbers, dtype=f"S{MAX_DIGITS}").astype(np.int64)
-            return (keys << MASK_BITS) | FULLY_BLOCKED
-        pairs = _WITH_CATEGORIES.findall(block)
-        if len(pairs) != count:
-            return None
-        numbers_, categories = zip(*pairs, strict=True)
-        masks = self._category_masks
-        try:
-            mask_list = [masks[c] for c in categories]
-        except KeyError:
-            for c in set(categories) - masks.keys():
-                masks[c] = categories_mask(c.decode())  # the pattern admits only valid ones
-            mask_list = [masks[c] for c in categories]
-        keys = np.array(numbers_, dtype=f"S{MAX_DIGITS}").astype(np.int64) << MASK_BITS
-        return keys | np.array(mask_list, dtype=np.int64)
 
     def _slow(self, block: bytes, first_line: int) -> Keys:
         out: list[int] = []

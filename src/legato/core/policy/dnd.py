@@ -119,10 +119,12 @@ def check_number(number: str) -> str:
         number.startswith("+")
         and digits.isascii()
         and digits.isdigit()
+        and not digits.startswith("0")
         and MIN_DIGITS <= len(digits) <= MAX_DIGITS
     ):
         raise ValueError(
-            f"number must be '+' followed by {MIN_DIGITS} to {MAX_DIGITS} digits, got {number!r}"
+            f"number must be '+' followed by {MIN_DIGITS} to {MAX_DIGITS} digits "
+            f"(the first not 0), got {number!r}"
         )
     return number
 
