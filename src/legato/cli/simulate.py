@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,13 +20,13 @@ EXIT_MISMATCH, EXIT_INVALID = 1, 2
 
 @app.command()
 def simulate(
-    paths: list[Path] = typer.Argument(..., help="Scenario files, or folders of them."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON call record a line."),
-    check: bool = typer.Option(False, "--check", help="Compare each call with its `expect`."),
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files, or folders of them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON call record a line.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Compare with each `expect`.")] = False,
 ) -> None:
     """Simulate calls described by scenario files, offline, on a virtual clock."""
     out = Console(highlight=False, width=None if _tty() else 160)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         err.print(f"[red]no such file or folder:[/] {', '.join(missing)}")
@@ -61,7 +62,7 @@ def simulate(
         for key, want, got in misses:
             err.print(f"[red]mismatch:[/] {file}: {key}: expected {_show(want)}, "
                       f"got {_show(got)}")
-    if not as_json:
+    if not as_json and summary.row_count:
         out.print(summary)
     if check:
         err.print(f"{passed} passed, {mismatched} failed" + (f", {invalid} invalid"

@@ -19,8 +19,11 @@ from pydantic import (
     model_validator,
 )
 
+from legato.core.errors import KeyProblem, each
+from legato.core.policy.blacklist import Blacklist
 from legato.core.policy.office_hours import OfficeHours
 from legato.core.policy.permissions import (
+    normalize_number,
     validate_allowed_countries,
     validate_allowed_number_types,
 )
@@ -138,13 +141,11 @@ GatherArgs.model_rebuild()
 
 def _unique_numbers(numbers: list[str]) -> list[str]:
     """E.164-normalise a list of numbers; a number given twice is an error."""
-    from legato.core.policy.permissions import normalize_number
-
-    out = [normalize_number(n) for n in numbers]
+    out = each(numbers, normalize_number)
     seen: set[str] = set()
-    for n in out:
+    for index, n in enumerate(out):
         if n in seen:
-            raise ValueError(f"{n} is given twice")
+            raise KeyProblem((index,), f"{n} is given twice")
         seen.add(n)
     return out
 
@@ -169,36 +170,44 @@ class NumberConfig(_Strict):
     @field_validator("blacklist")
     @classmethod
     def _blacklist(cls, value: list[str]) -> list[str]:
-        from legato.core.policy.blacklist import Blacklist
-
-        Blacklist(value)  # raises on a bad entry, naming it
-        return value
+        return each(value, _blacklist_entry)  # a bad entry is named by its index
 
     @field_validator("dnd")
     @classmethod
     def _dnd(cls, value: list[str]) -> list[str]:
-        from legato.core.policy.permissions import normalize_number
-
-        return [normalize_number(n) for n in value]
+        return each(value, normalize_number)
 
     @field_validator("allowed_countries")
     @classmethod
     def _countries(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else list(validate_allowed_countries(value))
+        return None if value is None else each(
+            value, lambda v: next(iter(validate_allowed_countries([v]))))
 
     @field_validator("allowed_number_types")
     @classmethod
     def _types(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else list(validate_allowed_number_types(value))
+        return None if value is None else each(
+            value, lambda v: next(iter(validate_allowed_number_types([v]))))
 
 
-def flow_has_answer(steps: list[Step]) -> bool:
-    """Whether an ``answer`` step appears anywhere in a flow (outbound flows forbid it)."""
-    for step in steps:
+def _blacklist_entry(entry: str) -> str:
+    Blacklist([entry])
+    return entry
+
+
+def find_answer(steps: list[Step]) -> tuple[str | int, ...] | None:
+    """The key path of an ``answer`` step anywhere in a flow (outbound flows forbid it)."""
+    for index, step in enumerate(steps):
         if isinstance(step, AnswerStep):
-            return True
+            return (index, "answer")
         if isinstance(step, GatherStep):
             g = step.gather
-            if flow_has_answer(g.default) or any(flow_has_answer(b) for b in g.branches.values()):
-                return True
-    return False
+            nested: list[tuple[tuple[str | int, ...], list[Step]]] = [
+                (("default",), g.default),
+                *((("branches", k), v) for k, v in g.branches.items()),
+            ]
+            for prefix, branch in nested:
+                found = find_answer(branch)
+                if found is not None:
+                    return (index, "gather", *prefix, *found)
+    return None

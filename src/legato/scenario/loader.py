@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from legato.core.errors import KeyProblem
 from legato.scenario.model import Scenario
 
 SUFFIXES = (".yaml", ".yml")
@@ -90,6 +91,9 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
 def _problem(error: Any, root: yaml.Node | None) -> Problem:
     loc = _clean_loc(error["loc"])
     rule = error["msg"]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyProblem):
+        loc, rule = [*loc, *cause.path], "Value error, " + cause.message
     if rule.startswith("Value error, "):
         rule = rule[len("Value error, "):]
     if error["type"] == "extra_forbidden":

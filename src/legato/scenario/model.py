@@ -8,7 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from legato.core.catalogue import Service, Status
-from legato.core.config import NumberConfig, _unique_numbers, flow_has_answer
+from legato.core.config import NumberConfig, _unique_numbers, find_answer
+from legato.core.errors import KeyProblem
 from legato.core.policy.permissions import normalize_number
 from legato.sim.phones import PhoneBehaviour
 
@@ -29,6 +30,14 @@ class Expect(BaseModel):
     disconnected_by: Party | None = None
     connected_to: str | None = None
     picked_by: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _known_status(cls, value: Any) -> Any:
+        if value is not None and value not in {s.value for s in Status}:
+            raise ValueError(f"{value!r} is not a status code of the catalogue (the 21 "
+                             "codes `legato statuses` lists)")
+        return value
 
     def given(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.model_fields_set}
@@ -72,9 +81,12 @@ class Scenario(BaseModel):
             return value
         out: dict[str, Any] = {}
         for key, behaviour in value.items():
-            number = normalize_number(str(key))
-            if number in out:
-                raise ValueError(f"{number} is given twice")
+            if str(key) in out:
+                raise KeyProblem((str(key),), f"{key} is given twice")
+            try:
+                number = normalize_number(str(key))
+            except ValueError as error:
+                raise KeyProblem((str(key),), str(error)) from None
             out[number] = {} if behaviour is None else behaviour
         return out
 
@@ -90,25 +102,30 @@ class Scenario(BaseModel):
         s = self.service
         if s is Service.OUTBOUND:
             if self.from_:
-                raise ValueError("outbound takes `to` (the subscriber) and `number` (the "
-                                 "caller ID), not `from`")
+                raise KeyProblem(("from",), "outbound takes `to` (the subscriber) and "
+                                 "`number` (the caller ID), not `from`")
             if len(self.to) != 1:
-                raise ValueError("outbound needs exactly one `to` number (the subscriber)")
-            if self.config.flow and flow_has_answer(self.config.flow):
-                raise ValueError("`answer` is not allowed in an outbound flow: leg 1 has "
-                                 "already answered when it runs")
+                raise KeyProblem(("to",), "outbound needs exactly one `to` number (the "
+                                 "subscriber)")
+            where = find_answer(self.config.flow or [])
+            if where is not None:
+                raise KeyProblem(("config", "flow", *where), "`answer` is not allowed in an "
+                                 "outbound flow: leg 1 has already answered when it runs")
         elif s is Service.CLICK_TO_CALL:
-            if not self.from_ or not self.to:
-                raise ValueError("click_to_call needs `from` (the agents) and `to` (the "
-                                 "customers)")
+            for key, numbers, side in (("from", self.from_, "the agents"),
+                                       ("to", self.to, "the customers")):
+                if not numbers:
+                    raise KeyProblem((key,), f"click_to_call needs `{key}` ({side})")
         else:
             if len(self.from_) != 1:
-                raise ValueError(f"{s.value} needs exactly one `from` number (the caller)")
+                raise KeyProblem(("from",), f"{s.value} needs exactly one `from` number "
+                                 "(the caller)")
             if self.to:
-                raise ValueError(f"{s.value} takes no `to`: the caller dials `number`")
+                raise KeyProblem(("to",), f"{s.value} takes no `to`: the caller dials "
+                                 "`number`")
         if self.config.office_hours is not None and self.at is None:
-            raise ValueError("`at` is required when config.office_hours is set: the status "
-                             "depends on when the call lands")
+            raise KeyProblem(("at",), "required when config.office_hours is set: the "
+                             "status depends on when the call lands")
         return self
 
     @property

@@ -24,12 +24,26 @@ class PhoneBehaviour(BaseModel):
     no_answer: bool = False
     unreachable: bool = False
     congestion: bool = False
-    sip_status: int | None = Field(default=None, ge=300, le=699,
-                                   description="final response code (3xx-6xx)")
-    q850: int | None = Field(default=None, ge=1, le=127,
+    sip_status: int | None = Field(default=None, description="final response code (3xx-6xx)")
+    q850: int | None = Field(default=None,
                              description="Q.850 cause of the Reason header sent with sip_status")
     dtmf: list[str] = Field(default_factory=list,
                             description="the n-th gather receives the n-th entry")
+
+    @field_validator("sip_status")
+    @classmethod
+    def _final_failure(cls, value: int | None) -> int | None:
+        if value is not None and not 300 <= value <= 699:
+            raise ValueError(f"{value} is not a final failure response: give a SIP code "
+                             "from 300 to 699 (answering is the default behaviour)")
+        return value
+
+    @field_validator("q850")
+    @classmethod
+    def _cause(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 127:
+            raise ValueError(f"{value} is not a Q.850 cause: causes are 1 to 127")
+        return value
 
     @field_validator("dtmf", mode="before")
     @classmethod

@@ -40,10 +40,12 @@ class ClickToCall(Call):
                 self._cut(other, now, Outcome.CANCELLED)
             agents.outcome = Outcome.ANSWERED
             self.agent = leg
+            self.record.picked_by = leg.rec.number  # live state: known from now on
             self._dial(customers, customers.numbers[0], now)
         else:
             customers.outcome = Outcome.ANSWERED
             self.customer = leg
+            self.record.connected_to = leg.rec.number
             assert self.agent is not None
             self.commands.append(Bridge(self.agent.id, leg.id))
             self._event(now, "bridge", leg.rec, number=leg.rec.number)

@@ -8,7 +8,7 @@ a stack of (steps, next index) and runs steps until one has to wait for the netw
 from __future__ import annotations
 
 from legato.core.admission import permitted
-from legato.core.catalogue import Status
+from legato.core.catalogue import Service, Status
 from legato.core.config import (
     AnswerStep,
     DialArgs,
@@ -125,6 +125,8 @@ class FlowCall(Call):
         if caller.state == RINGING and caller.rec.direction == "inbound":
             self._answer_caller(caller, now)
             self.ivr_answered = True
+            if self.service is Service.INCOMING:
+                self.record.connected_to = "ivr"  # live state, until an agent answers
             self._event(now, "ivr_answered", caller.rec)
 
     def _answer_caller(self, caller: Leg, now: float) -> None:
@@ -236,6 +238,9 @@ class FlowCall(Call):
         self.dial_steps.append(Outcome.ANSWERED)
         self._dial_group = None
         self.agent = leg
+        self.record.connected_to = leg.rec.number
+        if self.service is Service.INCOMING:
+            self.record.picked_by = leg.rec.number
         caller = self._caller()
         if caller.state == RINGING:  # a flow that starts with dial answers on the agent
             self._answer_caller(caller, now)
