@@ -187,7 +187,11 @@ def main() -> None:
     for key, value in in_memory.items():
         table.add_row(key, value, "(same index)")
     console.print(table)
-    console.print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    load1, load5, _ = os.getloadavg()
+    console.print(
+        f"machine: {os.cpu_count()} cores, load average {load1:.1f} (1 min) {load5:.1f} (5 min) "
+        f"at the end; python {sys.version.split()[0]}"
+    )
     print(
         f"numbers={n} sqlite_import_s={figures['sqlite_import_s']:.1f} "
         f"pg_import_s={figures['postgresql_import_s']:.1f} "

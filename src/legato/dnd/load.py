@@ -39,12 +39,19 @@ def _pg_rows(keys: Keys) -> bytes:
     return rows.tobytes()
 
 
-def copy_postgres(conn: Connection, table: str, keys: Keys, progress: RowsFn | None) -> None:
-    """Stream ``keys`` into ``table`` with binary COPY inside the connection's transaction."""
+def copy_postgres(
+    conn: Connection, table: str, keys: Keys, progress: RowsFn | None, *, freeze: bool = False
+) -> None:
+    """Stream ``keys`` into ``table`` with binary COPY inside the connection's transaction.
+
+    ``freeze`` (for a table created in this transaction) writes the rows already frozen,
+    so neither the first reads nor anti-wraparound vacuum rewrite a write-once table.
+    """
+    options = "FORMAT BINARY, FREEZE" if freeze else "FORMAT BINARY"
     driver: Any = conn.connection.driver_connection
     with (
         driver.cursor() as cursor,
-        cursor.copy(f"COPY {table} (number, categories) FROM STDIN (FORMAT BINARY)") as copy,
+        cursor.copy(f"COPY {table} (number, categories) FROM STDIN ({options})") as copy,
     ):
         copy.write(_PG_HEADER)
         for start in range(0, len(keys), BATCH_ROWS):
@@ -77,11 +84,17 @@ def insert_sqlite(
 
 
 def bulk_load(
-    conn: Connection, table: str, keys: Keys, progress: RowsFn | None, *, commit: bool
+    conn: Connection,
+    table: str,
+    keys: Keys,
+    progress: RowsFn | None,
+    *,
+    commit: bool,
+    freeze: bool = False,
 ) -> None:
     """Load ``keys`` into ``table`` by the engine's fastest path."""
     if conn.dialect.name == "postgresql":
-        copy_postgres(conn, table, keys, progress)
+        copy_postgres(conn, table, keys, progress, freeze=freeze)
     else:
         insert_sqlite(conn, table, keys, progress, commit=commit)
 

@@ -337,9 +337,10 @@ class DndRegistry:
             if postgres:
                 version_table(version, primary_key=False).create(conn)
                 conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
-                bulk_load(conn, name, keys, on_rows, commit=False)
-                conn.exec_driver_sql(f"ALTER TABLE {name} ADD PRIMARY KEY (number)")
-                conn.exec_driver_sql(f"ANALYZE {name}")
+                bulk_load(conn, name, keys, on_rows, commit=False, freeze=True)
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {name} ADD PRIMARY KEY (number) WITH (fillfactor = 100)"
+                )
                 conn.commit()
             else:
                 # Unsynced batches are safe against a killed process (SQLite's journal
