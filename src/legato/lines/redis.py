@@ -97,7 +97,7 @@ class RedisLineCounter:
 
     def acquire(self, number: str, limit: int | None, call_id: str) -> bool:
         limit_arg = _limit_arg(limit)
-        args = [limit_arg, call_id, self._lease_ms]
+        args: list[int | str] = [limit_arg, call_id, self._lease_ms]
         taken = bool(self._acquire(keys=[self.key(number)], args=args))
         if taken:
             with self._lock:
