@@ -8,6 +8,7 @@ pop and push Vias and Routes without re-parsing. Typed accessors parse on demand
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from legato.sip.errors import RemoteProtocolError
 from legato.sip.fields import CSeq, NameAddr, Reason, Via
@@ -42,9 +43,13 @@ def reason_phrase(status: int) -> str:
 
 
 class Message:
-    """What requests and responses share: headers, body, typed header accessors."""
+    """What requests and responses share: headers, body, typed header accessors.
 
-    __slots__ = ("body", "headers")
+    Typed fields (cseq, from_, to, top_via) are parsed once and cached; edit headers through
+    the methods below, which drop the cache (treat the returned field objects as read-only).
+    """
+
+    __slots__ = ("_cache", "body", "headers")
 
     def __init__(
         self, headers: Iterable[tuple[str, str]] | None = None, body: bytes = b""
@@ -53,6 +58,7 @@ class Message:
             [(canonical_name(n), v) for n, v in headers] if headers is not None else []
         )
         self.body = body
+        self._cache: dict[str, Any] = {}
 
     # -- generic header access ----------------------------------------------------------
     def get(self, name: str) -> str | None:
@@ -77,18 +83,32 @@ class Message:
         return [v for n, v in self.headers if n.lower() == low]
 
     def add(self, name: str, value: str) -> None:
+        self._cache.clear()
         self.headers.append((canonical_name(name), value))
 
     def prepend(self, name: str, value: str) -> None:
+        self._cache.clear()
         self.headers.insert(0, (canonical_name(name), value))
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first value of `name` in place (e.g. stamp the top Via)."""
+        self._cache.clear()
+        key = canonical_name(name)
+        for i, (n, _) in enumerate(self.headers):
+            if n == key:
+                self.headers[i] = (key, value)
+                return
+        self.headers.append((key, value))
+
     def remove(self, name: str) -> None:
+        self._cache.clear()
         key = canonical_name(name)
         low = key.lower()
         self.headers = [(n, v) for n, v in self.headers if n.lower() != low]
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with one value, in the place of the first."""
+        self._cache.clear()
         key = canonical_name(name)
         low = key.lower()
         out: list[tuple[str, str]] = []
@@ -117,19 +137,31 @@ class Message:
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._required("CSeq"))
+        value = self._cache.get("CSeq")
+        if value is None:
+            value = self._cache["CSeq"] = CSeq.parse(self._required("CSeq"))
+        return value  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def from_(self) -> NameAddr:
-        return NameAddr.parse(self._required("From"), "From")
+        value = self._cache.get("From")
+        if value is None:
+            value = self._cache["From"] = NameAddr.parse(self._required("From"), "From")
+        return value  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def to(self) -> NameAddr:
-        return NameAddr.parse(self._required("To"), "To")
+        value = self._cache.get("To")
+        if value is None:
+            value = self._cache["To"] = NameAddr.parse(self._required("To"), "To")
+        return value  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def top_via(self) -> Via:
-        return Via.parse(self._required("Via"))
+        value = self._cache.get("Via")
+        if value is None:
+            value = self._cache["Via"] = Via.parse(self._required("Via"))
+        return value  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def vias(self) -> list[Via]:
@@ -256,7 +288,8 @@ def make_response(
             copied.append((n, v))
     if status < 300 and request.method in ("INVITE", "SUBSCRIBE"):
         copied += [("Record-Route", v) for v in request.get_all("Record-Route")]
-    response = Response(status, reason, copied, body)
+    response = Response(status, reason, None, body)
+    response.headers = copied  # names are canonical already: skip re-canonicalising
     for n, v in headers:
         response.add(n, v)
     return response

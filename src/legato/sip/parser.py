@@ -166,6 +166,7 @@ def _parse_start_line(line: str) -> Request | Response:
         response.reason = phrase
         response.headers = []
         response.body = b""
+        response._cache = {}
         return response
     method, uri, version = parts
     if version != "SIP/2.0":
@@ -182,6 +183,7 @@ def _parse_start_line(line: str) -> Request | Response:
     request.uri = uri
     request.headers = []
     request.body = b""
+    request._cache = {}
     return request
 
 
@@ -189,16 +191,19 @@ _SINGLE = frozenset(("Call-ID", "CSeq", "From", "To", "Content-Length", "Max-For
 
 
 def _check_mandatory(message: Request | Response) -> None:
-    seen: dict[str, str] = {}
-    for n, v in message.headers:
-        if n in seen and n in _SINGLE:
-            raise RemoteProtocolError(f"{n} header appears more than once", partial=message)
-        seen.setdefault(n, v)
+    headers = message.headers
+    seen = dict(headers)  # last value per name; the first where it matters is found below
+    if len(seen) != len(headers):
+        seen = {}
+        for n, v in headers:
+            if n in seen and n in _SINGLE:
+                raise RemoteProtocolError(f"{n} header appears more than once", partial=message)
+            seen.setdefault(n, v)
     for name in _MANDATORY:
         if name not in seen:
             raise RemoteProtocolError(f"missing mandatory {name} header", partial=message)
     try:
-        cseq = CSeq.parse(seen["CSeq"])
+        cseq = message._cache["CSeq"] = CSeq.parse(seen["CSeq"])
     except RemoteProtocolError as exc:
         raise RemoteProtocolError(exc.reason, partial=message) from None
     if isinstance(message, Request):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
+import re
 import secrets
 from collections import deque
 from collections.abc import Iterable
@@ -51,6 +52,8 @@ _REPLACEABLE = frozenset(("Max-Forwards", "Contact", "Allow", "User-Agent"))
 _ClientKey = tuple[str, str]
 _ServerKey = tuple[str, str, int, str]
 _CLIENT, _SERVER, _LEG = 0, 1, 2
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,8 @@ class _Leg:
 
     __slots__ = (
         "ack_data", "answered", "auth_tries", "bye_reason", "cancel_reason", "cancel_requested",
-        "cancel_sent", "credentials", "defer_ack", "dialog", "id", "invite", "invite_key",
+        "cancel_sent", "credentials", "defer_ack", "dialog", "hop_cache", "id", "invite",
+        "invite_key",
         "local_tag", "peer", "pending_ack", "provisional_seen", "retrans_data", "retrans_give_up",
         "retrans_interval", "retrans_next", "role", "state",
     )
@@ -86,6 +90,7 @@ class _Leg:
         self.local_tag = local_tag
         self.peer = peer
         self.dialog: Dialog | None = None
+        self.hop_cache: tuple[str, Addr] | None = None  # (route or target, its address)
         self.state = "calling"  # calling | early | confirmed | terminated
         self.credentials: Credentials | None = None
         self.auth_tries = 0
@@ -171,10 +176,9 @@ class UserAgent:
                 self._client_failed(tx, 503, "Service Unavailable (transport error)")
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        out = self._out
-        self._out = []
-        for tx in itertools.chain(self._client.values(), self._server.values()):
-            tx.out = self._out
+        # The list is shared with every transaction: hand out a copy and empty it in place.
+        out = self._out.copy()
+        self._out.clear()
         return out
 
     def next_event(self) -> ev.Event | None:
@@ -498,11 +502,17 @@ class UserAgent:
         return key
 
     def _dialog_destination(self, leg: _Leg) -> Addr:
-        assert leg.dialog is not None
+        dialog = leg.dialog
+        assert dialog is not None
+        hop = dialog.route_set[0] if dialog.route_set else dialog.remote_target
+        if leg.hop_cache is not None and leg.hop_cache[0] == hop:
+            return leg.hop_cache[1]
         try:
-            return _resolve(leg.dialog.next_hop(), "route")
+            dest = _resolve(dialog.next_hop(), "route")
         except (LocalProtocolError, RemoteProtocolError):
-            return leg.peer  # a host name we cannot resolve sans-IO: the peer we know
+            dest = leg.peer  # a host name we cannot resolve sans-IO: the peer we know
+        leg.hop_cache = (hop, dest)
+        return dest
 
     # -------------------------------------------------------------- receiving
     def _reject(self, exc: RemoteProtocolError, addr: Addr) -> None:
@@ -583,14 +593,12 @@ class UserAgent:
         """RFC 3261 §18.2.1 `received` and RFC 3581 `rport` on the top Via."""
         if host == addr[0] and not rport:
             return
-        for i, (name, value) in enumerate(request.headers):
-            if name == "Via":
-                if host != addr[0]:
-                    value += f";received={addr[0]}"
-                if rport:
-                    value = _set_rport(value, addr[1])
-                request.headers[i] = (name, value)
-                return
+        value = request.get("Via") or ""
+        if host != addr[0]:
+            value += f";received={addr[0]}"
+        if rport:
+            value = _set_rport(value, addr[1])
+        request.replace_first("Via", value)
 
     def _answer(self, tx: ServerTransaction, key: _ServerKey, status: int, now: float,
                 phrase: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
@@ -990,7 +998,8 @@ def _resolve(uri: str, what: str) -> Addr:
         raise LocalProtocolError(f"{what}: {exc.reason}") from None
     host = parsed.host.strip("[]")
     try:
-        ipaddress.ip_address(host)
+        if not _IPV4.match(host):
+            ipaddress.ip_address(host)
     except ValueError:
         raise LocalProtocolError(
             f"{what}: host {parsed.host!r} is not an IP address; pass destination= "
