@@ -41,8 +41,9 @@ class _Active:
 
     __slots__ = ("call", "dead", "done", "numbers", "on_done", "timer_at")
 
-    def __init__(self, call: Call, on_done: Callable[[CallRecord], None] | None) -> None:
-        self.call = call
+    def __init__(self, call: Call | Callable[[float], Call],
+                 on_done: Callable[[CallRecord], None] | None) -> None:
+        self.call: Any = call
         self.numbers: dict[int, str] = {}
         self.dead: set[int] = set()
         self.timer_at: float | None = None
@@ -62,9 +63,13 @@ class SimNetwork:
         self._seq = count()
 
     # -------------------------------------------------------------------- calls
-    def place(self, call: Call, at: float | None = None,
+    def place(self, call: Call | Callable[[float], Call], at: float | None = None,
               on_done: Callable[[CallRecord], None] | None = None) -> None:
-        """Start ``call`` at virtual time ``at`` (default: now)."""
+        """Start a call at virtual time ``at`` (default: now).
+
+        ``call`` may be a factory taking the start time, for calls whose admission depends
+        on the network's state when they arrive (lines in use).
+        """
         active = _Active(call, on_done)
         when = self.now if at is None else at
         self._push(when, _TIMER, active, "start")
@@ -87,6 +92,8 @@ class SimNetwork:
                     continue
                 call.handle(event, when)
             elif item == "start":
+                if not isinstance(call, Call):
+                    call = active.call = call(when)
                 call.start(when)
             else:
                 if active.timer_at != when:
@@ -96,6 +103,11 @@ class SimNetwork:
             self._after(active, when)
         if until is not None:
             self.now = max(self.now, until)
+
+    @property
+    def pending(self) -> int:
+        """How many phone events and timers are scheduled (stale ones included)."""
+        return len(self._heap)
 
     def next_time(self) -> float | None:
         """When something is next due (for a driver running at wall-clock speed)."""

@@ -19,6 +19,7 @@ from legato.core.config import NumberConfig
 from legato.core.events import (
     Cancel,
     Command,
+    Dial,
     Digits,
     Event,
     Hangup,
@@ -68,6 +69,9 @@ class CallSpec:
     category: int | None = None
     transactional: bool = False
 
+
+_ANSWERED, _CANCELLED, _FAILED, _NOANSWER = (
+    Outcome.ANSWERED, Outcome.CANCELLED, Outcome.FAILED, Outcome.NOANSWER)
 
 # Leg states
 RINGING, ANSWERED, CANCELLING, ENDED = 0, 1, 2, 3
@@ -138,6 +142,8 @@ class Call:
         self._timers: dict[object, float] = {}
         self._first_answer: float | None = None
         self.verdict: Verdict | None = None
+        self._attempts = [0, 0, 0]  # attempts dialled so far on leg 1 and leg 2
+        self._cancelling = 0  # legs cancelled that have not sent their final response
 
     # ------------------------------------------------------------------ driver API
     def start(self, now: float) -> None:
@@ -159,7 +165,7 @@ class Call:
     @property
     def settled(self) -> bool:
         """Finished, and every cancelled leg has given its final response."""
-        return self.finished and not any(leg.state == CANCELLING for leg in self.legs)
+        return self.finished and not self._cancelling
 
     def handle(self, event: Event, now: float) -> None:
         """Feed one event from the driver."""
@@ -182,19 +188,16 @@ class Call:
         return leg
 
     def _dial(self, group: DialGroup, number: str, now: float) -> Leg:
-        from legato.core.events import Dial
-
-        rec = LegRecord(leg=group.leg, attempt=self._next_attempt(group.leg), role=group.role,
-                        number=number, direction="outbound", dialed_at=now)
+        attempts = self._attempts
+        attempts[group.leg] += 1
+        rec = LegRecord(group.leg, attempts[group.leg], group.role, number, "outbound",
+                        dialed_at=now)
         leg = self._new_leg(f"leg{group.leg}", rec)
         group.attempts.append(leg)
         self.commands.append(Dial(leg.id, number, self.spec.number))
         self._timers[("ring", leg.id)] = now + group.ring_timeout
         self._event(now, "dial", rec, number=number)
         return leg
-
-    def _next_attempt(self, leg_no: int) -> int:
-        return 1 + sum(1 for leg in self.record.legs if leg.leg == leg_no)
 
     def _progress(self, event: LegProgress, now: float) -> None:
         leg = self.legs[event.leg]
@@ -215,7 +218,7 @@ class Call:
         self._timers.pop(("ring", leg.id), None)
         leg.state = ANSWERED
         rec = leg.rec
-        rec.outcome, rec.sip_code, rec.sip_reason = Outcome.ANSWERED, 200, "OK"
+        rec.outcome, rec.sip_code, rec.sip_reason = _ANSWERED, 200, "OK"
         rec.q850_cause, rec.q850_derived, rec.answered_at = 16, True, now
         self._event(now, "answered", rec)
         self._mark_answer(now)
@@ -227,6 +230,7 @@ class Call:
         if leg.state == CANCELLING:  # the final response to our CANCEL: keep its code
             self._apply_response(rec, event)
             leg.state = ENDED
+            self._cancelling -= 1
             self._timers.pop(("settle", leg.id), None)
             return
         if leg.state != RINGING or self.finished:
@@ -243,7 +247,7 @@ class Call:
     def _apply_response(rec: LegRecord, event: LegFailed, set_outcome: bool = False) -> None:
         if event.sip_code is None:
             if set_outcome:
-                rec.outcome = Outcome.FAILED
+                rec.outcome = _FAILED
             return
         c = classify_response(event.sip_code, event.reason_cause, event.reason_phrase)
         if set_outcome:
@@ -270,9 +274,10 @@ class Call:
         if leg.rec.direction == "inbound":
             return
         leg.state = CANCELLING
+        self._cancelling += 1
         rec = leg.rec
         if outcome is None:  # a timer cut it: NOANSWER if it ever rang, else no response
-            outcome = Outcome.NOANSWER if leg.provisional else Outcome.FAILED
+            outcome = _NOANSWER if leg.provisional else _FAILED
         rec.outcome, rec.ended_at, rec.ended_by = outcome, now, "platform"
         self.commands.append(Cancel(leg.id))
         self._timers[("settle", leg.id)] = now + SETTLE_SECONDS
@@ -298,6 +303,7 @@ class Call:
             leg = self.legs[key[1]]
             if leg.state == CANCELLING:
                 leg.state = ENDED
+                self._cancelling -= 1
         else:
             self._on_flow_timer(key, now)
 
@@ -326,8 +332,11 @@ class Call:
         """
         if self.finished:
             return
-        self._timers = {k: v for k, v in self._timers.items()
-                        if isinstance(k, tuple) and k[0] == "settle"}
+        if self._cancelling:  # keep waiting for the final responses of cancelled legs
+            self._timers = {k: v for k, v in self._timers.items()
+                            if isinstance(k, tuple) and k[0] == "settle"}
+        else:
+            self._timers.clear()
         for leg in self.legs:
             if leg.state == ANSWERED:
                 self.commands.append(Hangup(leg.id, 16))

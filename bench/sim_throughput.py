@@ -1,0 +1,210 @@
+"""How fast the engine and the `sim` driver resolve calls, on one core.
+
+Two measurements, in one run:
+1. calls/s: a mix of every service (incoming IVR menus and hunts, click-to-call with
+   several agents and customers, outbound with flows, missed-call numbers, policy
+   rejections), each call simulated to its end and its record built;
+2. a 1,000,000-call day: Poisson arrivals over 24 virtual hours on ONE virtual network,
+   calls overlapping in time, lines counted per number (so MAX-USE happens for real).
+
+    python bench/sim_throughput.py [--quick] [--calls N] [--day-calls N]
+
+Goals (issue 3): >= 20,000 calls/s; a 1M-call day in < 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from legato.core.admission import Policy
+from legato.core.catalogue import Service
+from legato.core.config import NumberConfig
+from legato.core.engine import Call, CallSpec, create_call
+from legato.core.record import CallRecord
+from legato.sim import PhoneBehaviour, SimNetwork
+
+START = datetime(2026, 11, 23, tzinfo=UTC)
+AGENTS = [f"+9198110{i:05d}" for i in range(400)]
+CUSTOMERS = [f"+9199110{i:05d}" for i in range(4000)]
+NUMBERS = [f"+9180470{i:05d}" for i in range(50)]
+
+MENU_FLOW = [
+    {"answer": {"after": 1}},
+    {"play": {"prompt": "welcome", "seconds": 4}},
+    {"gather": {"prompt": {"prompt": "menu", "seconds": 3}, "digits": 1, "timeout": 5,
+                "branches": {"1": [{"dial": {"to": AGENTS[:3], "strategy": "parallel",
+                                             "ring_timeout": 20}}],
+                             "2": [{"dial": {"to": AGENTS[3:6], "ring_timeout": 15}}]},
+                "default": [{"play": {"text": "Goodbye", "seconds": 2}}]}},
+]
+DIAL_FLOW = [{"dial": {"to": AGENTS[6:8], "strategy": "sequential", "ring_timeout": 20}}]
+OUT_FLOW = [{"play": {"text": "Your order has shipped", "seconds": 5}},
+            {"dial": {"to": AGENTS[8:10], "ring_timeout": 20}}]
+
+
+def _config(**kw: object) -> tuple[NumberConfig, Policy]:
+    config = NumberConfig.model_validate(kw)
+    return config, Policy.from_config(config)
+
+
+CONFIGS = {
+    "menu": _config(flow=MENU_FLOW, lines=20, blacklist=[CUSTOMERS[0], "+9199110009*"]),
+    "direct": _config(flow=DIAL_FLOW, lines=10,
+                      office_hours={"timezone": "Asia/Kolkata",
+                                    "days": {d: "08:00-22:00" for d in
+                                             ("mon", "tue", "wed", "thu", "fri", "sat")}}),
+    "missed": _config(missed_call=True),
+    "c2c": _config(ring_timeout=25, dnd=CUSTOMERS[:40], allowed_countries=["IN"]),
+    "outbound": _config(flow=OUT_FLOW, dnd=CUSTOMERS[40:80]),
+}
+
+
+def _phones(rng: random.Random) -> dict[str, PhoneBehaviour]:
+    """Every agent and customer with a behaviour drawn from a realistic mix."""
+    kinds = [
+        ({"answer_after": 3, "hangup_after": 60}, 40), ({"answer_after": 8}, 10),
+        ({"busy": True}, 12), ({"no_answer": True}, 10), ({"reject_after": 4}, 6),
+        ({"unreachable": True}, 5), ({"congestion": True}, 3), ({"sip_status": 404}, 3),
+        ({"sip_status": 480}, 3), ({"sip_status": 503, "q850": 34}, 2),
+        ({"answer_after": 2, "hangup_after": 20, "dtmf": ["1"]}, 6),
+    ]
+    behaviours = [PhoneBehaviour.model_validate(k) for k, w in kinds for _ in range(w)]
+    return {n: rng.choice(behaviours) for n in AGENTS + CUSTOMERS}
+
+
+def _specs(rng: random.Random, count: int) -> list[CallSpec]:
+    """A deterministic mix of calls of every service."""
+    out = []
+    for i in range(count):
+        roll = rng.random()
+        number = rng.choice(NUMBERS)
+        if roll < 0.35:
+            service, key, leg1, leg2 = Service.INCOMING, "menu", (rng.choice(CUSTOMERS),), ()
+        elif roll < 0.50:
+            service, key, leg1, leg2 = Service.INCOMING, "direct", (rng.choice(CUSTOMERS),), ()
+        elif roll < 0.55:
+            service, key, leg1, leg2 = Service.MISSED_CALL, "missed", (rng.choice(CUSTOMERS),), ()
+        elif roll < 0.80:
+            service, key = Service.CLICK_TO_CALL, "c2c"
+            leg1 = tuple(rng.sample(AGENTS, rng.choice((1, 1, 2, 3))))
+            leg2 = tuple(rng.sample(CUSTOMERS, rng.choice((1, 1, 2))))
+        else:
+            service, key, leg1, leg2 = Service.OUTBOUND, "outbound", (rng.choice(CUSTOMERS),), ()
+        config, policy = CONFIGS[key]
+        out.append(CallSpec(id=str(i), service=service, number=number, leg1=leg1, leg2=leg2,
+                            config=config, policy=policy, started_at=START))
+    return out
+
+
+def bench_throughput(calls: int, phones: dict[str, PhoneBehaviour]) -> tuple[float, Counter[str]]:
+    rng = random.Random(7)
+    specs = _specs(rng, calls)
+    statuses: Counter[str] = Counter()
+
+    def done(record: CallRecord) -> None:
+        statuses[record.status.value if record.status else "?"] += 1
+
+    network = SimNetwork(phones)
+    t = time.perf_counter()
+    for spec in specs:  # one call at a time: the cost of resolving a call, nothing else
+        network.place(create_call(spec, network.now), on_done=done)
+        network.run()
+    elapsed = time.perf_counter() - t
+    return calls / elapsed, statuses
+
+
+def bench_day(calls: int, phones: dict[str, PhoneBehaviour]) -> tuple[float, Counter[str], int]:
+    """`calls` Poisson arrivals over 24 h on one network, with lines counted per number."""
+    rng = random.Random(11)
+    specs = _specs(rng, min(calls, 100_000))
+    rate = calls / 86_400.0
+    in_use: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    network = SimNetwork(phones)
+    day_start = START.timestamp()
+    peak = 0
+
+    class Arrival:
+        """Creates its call when it arrives: lines in use are read at that instant, and
+        the call holds a line until it ends (a rejected call ends at once)."""
+
+        __slots__ = ("holds", "spec")
+
+        def __init__(self, spec: CallSpec) -> None:
+            self.spec = spec
+            self.holds = spec.service is Service.INCOMING and spec.config.lines is not None
+
+        def create(self, now: float) -> Call:
+            spec = self.spec
+            real = replace(spec, started_at=datetime.fromtimestamp(day_start + now, UTC),
+                           lines_in_use=in_use[spec.number])
+            if self.holds:
+                in_use[spec.number] += 1
+            return create_call(real, now)
+
+        def done(self, record: CallRecord) -> None:
+            statuses[record.status.value if record.status else "?"] += 1
+            if self.holds:
+                in_use[self.spec.number] -= 1
+
+    t = time.perf_counter()
+    now = 0.0
+    for i in range(calls):
+        now += rng.expovariate(rate)
+        network.run(until=now)
+        arrival = Arrival(specs[i % len(specs)])
+        network.place(arrival.create, now, on_done=arrival.done)
+        if not i % 1024:
+            peak = max(peak, network.pending)
+    network.run()
+    return time.perf_counter() - t, statuses, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a run under a minute")
+    parser.add_argument("--calls", type=int, default=None)
+    parser.add_argument("--day-calls", type=int, default=None)
+    args = parser.parse_args()
+    calls = args.calls or (30_000 if args.quick else 200_000)
+    day_calls = args.day_calls or (100_000 if args.quick else 1_000_000)
+
+    gc.freeze()
+    phones = _phones(random.Random(3))
+    bench_throughput(2_000, phones)  # warm-up
+    cps, statuses = bench_throughput(calls, phones)
+    day_seconds, day_statuses, peak = bench_day(day_calls, phones)
+    day_1m = day_seconds * 1_000_000 / day_calls
+
+    console = Console()
+    table = Table(title="sim throughput (one core)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("goal", justify="right")
+    table.add_row("resolved calls/s (service mix)", f"{cps:,.0f}", ">= 20,000")
+    table.add_row(f"{day_calls:,}-call day on one virtual clock", f"{day_seconds:.1f} s", "")
+    table.add_row("1,000,000-call day (scaled)" if day_calls != 1_000_000 else
+                  "1,000,000-call day", f"{day_1m:.1f} s", "< 60 s")
+    table.add_row("peak pending events in the day", f"{peak:,}", "")
+    console.print(table)
+    mix = Table(title="statuses in the day")
+    mix.add_column("status")
+    mix.add_column("calls", justify="right")
+    for status, n in day_statuses.most_common():
+        mix.add_row(status, f"{n:,}")
+    console.print(mix)
+    print(f"calls_per_second={cps:.0f} day_1m_seconds={day_1m:.1f} "
+          f"statuses_seen={len(statuses)}")
+
+
+if __name__ == "__main__":
+    main()
