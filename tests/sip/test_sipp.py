@@ -135,3 +135,72 @@ def test_our_uac_calls_sipp_uas(tmp_path: Path) -> None:
     assert counts == {"answered": calls, "ended": calls, "failed": 0}, output
     assert code == 0, output
     assert legs == 0
+
+
+class Bridge:
+    """The shape of a B2BUA driver on this API: each incoming call is bridged to a new
+    outgoing call; progress, answer, failures and hang-ups are relayed leg to leg."""
+
+    def __init__(self, next_hop: int) -> None:
+        self.next_hop = next_hop
+        self.transport: SipTransport | None = None
+        self.peer: dict[int, int] = {}
+        self.bridged = 0
+        self.ended = 0
+
+    def handle(self, event: ev.Event) -> None:
+        assert self.transport is not None
+        ua, now = self.transport.ua, self.transport.loop.time()
+        if isinstance(event, ev.IncomingCall):
+            out = ua.invite(
+                f"sip:agent@127.0.0.1:{self.next_hop}", from_=event.request.get("From") or "",
+                now=now, body=event.request.body,
+            )
+            self.peer[out], self.peer[event.leg] = event.leg, out
+        elif isinstance(event, ev.Progress):
+            ua.respond(self.peer[event.leg], event.response.status, now)
+        elif isinstance(event, ev.Answered):
+            ua.respond(self.peer[event.leg], 200, now, body=event.response.body)
+            self.bridged += 1
+        elif isinstance(event, ev.Failed):
+            ua.respond(self.peer.pop(event.leg), event.status, now, reason=event.reason)
+        elif isinstance(event, ev.Cancelled):
+            ua.cancel(self.peer.pop(event.leg), now, event.reason)
+        elif isinstance(event, ev.Ended):
+            other = self.peer.pop(event.leg, None)
+            self.ended += 1
+            if other is not None:
+                self.peer.pop(other, None)
+                ua.hangup(other, now, event.reason)
+
+
+def test_sipp_uac_through_our_bridge_to_sipp_uas(tmp_path: Path) -> None:
+    calls = 30
+
+    async def main() -> tuple[int, str, int, str, Bridge, int]:
+        uas_port = free_port()
+        (tmp_path / "uas").mkdir()
+        (tmp_path / "uac").mkdir()
+        uas_task = asyncio.create_task(
+            sipp(tmp_path / "uas", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port),
+                 "-m", str(calls))
+        )
+        await asyncio.sleep(0.5)
+        bridge = Bridge(uas_port)
+        bridge.transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0)), bridge.handle)
+        uac_code, uac_out = await sipp(
+            tmp_path / "uac", "-sn", "uac", f"127.0.0.1:{bridge.transport.local[1]}",
+            "-i", "127.0.0.1", "-p", str(free_port()), "-m", str(calls), "-r", "20",
+            "-d", "200",
+        )
+        uas_code, uas_out = await uas_task
+        await asyncio.sleep(0.2)
+        legs = bridge.transport.ua.active_legs
+        await bridge.transport.close()
+        return uac_code, uac_out, uas_code, uas_out, bridge, legs
+
+    uac_code, uac_out, uas_code, uas_out, bridge, legs = run(main())
+    assert uac_code == 0, uac_out
+    assert uas_code == 0, uas_out
+    assert bridge.bridged == calls and bridge.ended == 2 * calls
+    assert legs == 0
