@@ -5,7 +5,7 @@ from __future__ import annotations
 from legato.core.catalogue import Service, Status
 from legato.core.engine.base import REJECTIONS, Leg
 from legato.core.engine.flow import FlowCall
-from legato.core.events import Ring
+from legato.core.events import LegFailed, Ring
 from legato.core.outcomes import Outcome
 from legato.core.record import LegRecord
 from legato.core.resolver import CallFacts
@@ -47,9 +47,7 @@ class IncomingCall(FlowCall):
     def _on_hangup(self, leg: Leg, now: float) -> None:
         if leg is self.caller:
             if leg.rec.answered_at is None:  # abandoned while ringing: we answer 487
-                rec = leg.rec
-                rec.outcome, rec.sip_code, rec.sip_reason = Outcome.CANCELLED, 487, \
-                    "Request Terminated"
+                self._apply_response(leg.rec, LegFailed(leg.id, 487), set_outcome=True)
             self._finish(now, "leg1", cut=Outcome.CANCELLED)
         else:
             self._finish(now, "leg2", cut=Outcome.CANCELLED)
