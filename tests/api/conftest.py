@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_testkit import AGENT, AGENT_2, BUSY, CUSTOMER, NUMBER, SLOW
 from fastapi.testclient import TestClient
 
 from legato.api.app import ServerSettings, create_app
 from legato.store import accounts
 from legato.store.db import Database
 from legato.store.scratch import scratch_url
+
+from .api_testkit import AGENT, AGENT_2, BUSY, CUSTOMER, NUMBER, SLOW
 
 PHONES = f"""
 phones:
@@ -129,3 +130,9 @@ def make_server(db_url: str, phones_file: Path) -> Iterator[ServerFactory]:
 @pytest.fixture
 def server(make_server: ServerFactory) -> Server:
     return make_server()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "schemathesis: property-based run against /openapi.json (bounded)"
+    )

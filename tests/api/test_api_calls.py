@@ -7,7 +7,7 @@ import csv
 import io
 from typing import Any
 
-from api_testkit import AGENT, AGENT_2, BUSY, CUSTOMER, NUMBER, SLOW
+from .api_testkit import AGENT, AGENT_2, BUSY, CUSTOMER, NUMBER, SLOW
 
 
 def test_click_to_call_runs_to_answer_with_its_legs(server: Any) -> None:

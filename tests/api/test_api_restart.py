@@ -15,11 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from api_testkit import AGENT, CUSTOMER, NUMBER, SLOW
 
 from legato.service.runtime import INTERRUPTED, SHUTDOWN
 from legato.store import accounts
 from legato.store.db import Database
+
+from .api_testkit import AGENT, CUSTOMER, NUMBER, SLOW
 
 
 def _free_port() -> int:

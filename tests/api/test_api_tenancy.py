@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api_testkit import AGENT, CUSTOMER, NUMBER, NUMBER_B
+from .api_testkit import AGENT, CUSTOMER, NUMBER, NUMBER_B
 
 #: Each route with a request that would succeed for the owner (filled in per test).
 ROUTES = {

@@ -223,7 +223,7 @@ def _status_title(status: int) -> str:
 #: OpenAPI `responses=` entries for the problems a route can answer with.
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     described = {
-        400: "Bad request",
+        400: "The body is not JSON or not UTF-8",
         401: "Missing or invalid API key",
         404: "Not found in this account",
         409: "Conflict",

@@ -48,7 +48,7 @@ IdempotencyKey = Annotated[
     response_model=CallPublic,
     responses={
         200: {"model": CallPublic, "description": "Idempotent replay"},
-        **problem_responses(401, 409, 422),
+        **problem_responses(400, 401, 409, 422),
     },
 )
 def create_call(
@@ -214,7 +214,7 @@ def export_calls(
     )
 
 
-@router.get("/{call_id}", response_model=CallPublic, responses=problem_responses(401, 404))
+@router.get("/{call_id}", response_model=CallPublic, responses=problem_responses(401, 404, 422))
 def get_call(
     call_id: Annotated[str, Path(max_length=64)], session: SessionDep, account: AccountId
 ) -> Any:

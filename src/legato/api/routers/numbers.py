@@ -46,7 +46,10 @@ def public(row: Number) -> NumberPublic:
 
 
 @router.post(
-    "", status_code=201, response_model=NumberPublic, responses=problem_responses(401, 409, 422)
+    "",
+    status_code=201,
+    response_model=NumberPublic,
+    responses=problem_responses(400, 401, 409, 422),
 )
 def create_number(body: NumberCreate, session: SessionDep, account: AccountId) -> NumberPublic:
     """Add a number to the account, with an optional configuration."""
@@ -78,7 +81,9 @@ def get_number(number: NumberPath, session: SessionDep, account: AccountId) -> N
         raise not_found(f"number {number}") from None
 
 
-@router.put("/{number}", response_model=NumberPublic, responses=problem_responses(401, 404, 422))
+@router.put(
+    "/{number}", response_model=NumberPublic, responses=problem_responses(400, 401, 404, 422)
+)
 def put_number(
     number: NumberPath, body: NumberUpdate, session: SessionDep, account: AccountId
 ) -> NumberPublic:

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/sim", tags=["sim"])
     "/incoming",
     status_code=201,
     response_model=CallPublic,
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(400, 401, 404, 422),
 )
 def incoming(
     body: SimIncoming,
