@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -55,12 +54,12 @@ def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-@dataclass(frozen=True, slots=True)
-class Interval:
+class Interval(NamedTuple):
     """One ``HH:MM-HH:MM`` opening of a day, as minutes after local midnight.
 
-    ``end`` is 1..1440 (``24:00`` is allowed); ``end < start`` means the interval
-    crosses midnight into the next day.
+    ``end`` is 0..1440 (``24:00`` is allowed); ``end < start`` means the interval
+    crosses midnight into the next day. A named tuple, because it is hashed on the hot
+    path (a cache key) and a tuple hashes in C.
     """
 
     start: int
@@ -168,9 +167,7 @@ HolidayField = Annotated[
     HolidayRange,
     PlainValidator(HolidayRange.parse),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema(
-        {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}(\.\.\d{4}-\d{2}-\d{2})?$"}
-    ),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}(\.\.\d{4}-\d{2}-\d{2})?$"}),
 ]
 
 
@@ -270,55 +267,63 @@ def check_open(hours: OfficeHours, at: datetime) -> OpenCheck:
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"at={at.isoformat()} has no timezone: pass an aware datetime")
-    zone = hours.zone
-    today = at.astimezone(zone).date()
+    today = at.astimezone(hours.zone).date()
     holiday = hours.holiday_on(today)
     if holiday is not None:
         detail = f"holiday {today.isoformat()}"
         if holiday.first != holiday.last:
             detail += f" ({holiday})"
         return OpenCheck(False, "holiday", detail)
-    # Day d-1 covers spills past midnight; d+1 covers zones whose clocks go back across
-    # midnight (an instant with local date d can then follow the start of d+1).
-    for offset in (-1, 0, 1):
-        day = today + timedelta(days=offset)
-        name = WEEKDAYS[day.weekday()]
-        intervals = hours.days.get(name)
-        if not intervals:
-            continue
-        for interval, (opens, closes) in zip(
-            intervals, _spans(hours.timezone, intervals, day), strict=True
-        ):
-            if opens <= at < closes:
-                return OpenCheck(True, None, f"within {name} {interval}")
-    name = WEEKDAYS[today.weekday()]
-    intervals = hours.days.get(name)
-    if not intervals:
-        return OpenCheck(False, "day_off", f"{name} is a day off")
-    return OpenCheck(False, "outside_hours", f"outside {name} {_join(intervals)}")
-
-
-def _join(intervals: Iterable[Interval]) -> str:
-    return ", ".join(str(i) for i in intervals)
+    weekday = today.weekday()
+    spans, closed = _plan(
+        hours.timezone,
+        today,
+        hours.days.get(WEEKDAYS[weekday - 1], ()),
+        hours.days.get(WEEKDAYS[weekday], ()),
+        hours.days.get(WEEKDAYS[(weekday + 1) % 7], ()),
+    )
+    # Bounds are whole seconds, so a float timestamp decides exactly to the microsecond.
+    moment = at.timestamp()
+    for opens, closes, within in spans:
+        if opens <= moment < closes:
+            return within
+    return closed
 
 
 @lru_cache(maxsize=8192)
-def _spans(
-    timezone: str, intervals: tuple[Interval, ...], day: date
-) -> tuple[tuple[datetime, datetime], ...]:
-    """The real-time ``[opens, closes)`` of each interval starting on local date ``day``.
+def _plan(
+    timezone: str,
+    today: date,
+    before: tuple[Interval, ...],
+    intervals: tuple[Interval, ...],
+    after: tuple[Interval, ...],
+) -> tuple[tuple[tuple[float, float, OpenCheck], ...], OpenCheck]:
+    """The real-time spans that may cover an instant of local date ``today``, and the
+    answer when none does. Cached: the sim asks about the same few days all day long.
 
-    Cached: the sim checks the same few days tens of thousands of times a second.
+    The day before covers spills past midnight; the day after covers zones whose clocks
+    go back across midnight (an instant of local date d can then follow d+1 00:00).
     """
     zone = ZoneInfo(timezone)
-    midnight = datetime(day.year, day.month, day.day)
-    return tuple(
-        (
-            first_instant(zone, midnight + timedelta(minutes=i.start)),
-            first_instant(zone, midnight + timedelta(minutes=i.stop)),
+    spans: list[tuple[float, float, OpenCheck]] = []
+    for offset, day_intervals in ((-1, before), (0, intervals), (1, after)):
+        day = today + timedelta(days=offset)
+        midnight = datetime(day.year, day.month, day.day)
+        name = WEEKDAYS[day.weekday()]
+        for i in day_intervals:
+            opens = first_instant(zone, midnight + timedelta(minutes=i.start))
+            closes = first_instant(zone, midnight + timedelta(minutes=i.stop))
+            spans.append(
+                (opens.timestamp(), closes.timestamp(), OpenCheck(True, None, f"within {name} {i}"))
+            )
+    name = WEEKDAYS[today.weekday()]
+    if not intervals:
+        closed = OpenCheck(False, "day_off", f"{name} is a day off")
+    else:
+        closed = OpenCheck(
+            False, "outside_hours", f"outside {name} {', '.join(map(str, intervals))}"
         )
-        for i in intervals
-    )
+    return tuple(spans), closed
 
 
 def first_instant(zone: ZoneInfo, wall: datetime) -> datetime:
