@@ -77,7 +77,8 @@ class _Leg:
         "ack_data", "answered", "auth_tries", "bye_reason", "cancel_reason", "cancel_requested",
         "cancel_sent", "credentials", "defer_ack", "dialog", "hop_cache", "id", "invite",
         "invite_key",
-        "local_tag", "peer", "pending_ack", "provisional_seen", "retrans_data", "retrans_give_up",
+        "local_tag", "peer", "pending_ack", "provisional_seen", "reply_to", "retrans_data",
+        "retrans_give_up",
         "retrans_interval", "retrans_next", "role", "state",
     )
 
@@ -89,6 +90,7 @@ class _Leg:
         self.invite_key: _ClientKey | _ServerKey | None = None
         self.local_tag = local_tag
         self.peer = peer
+        self.reply_to = peer  # where our responses go (UAS: the INVITE's response address)
         self.dialog: Dialog | None = None
         self.hop_cache: tuple[str, Addr] | None = None  # (route or target, its address)
         self.state = "calling"  # calling | early | confirmed | terminated
@@ -648,6 +650,7 @@ class UserAgent:
         leg = _Leg(next(self._ids), "uas", request, self._token(), addr)
         leg.dialog = Dialog.as_uas(request, leg.local_tag)
         leg.invite_key = key
+        leg.reply_to = tx.dest
         tx.leg = leg.id
         self._legs[leg.id] = leg
         self._dialogs[(request.call_id, leg.local_tag)] = leg.id
@@ -715,6 +718,7 @@ class UserAgent:
         leg.retrans_data = None
         leg.retrans_next = None
         leg.retrans_give_up = 0.0
+        leg.invite = _slim(leg.invite)
         self._events.append(ev.Confirmed(leg.id, request))
 
     # --------------------------------------------------------------- UAC side
@@ -812,6 +816,8 @@ class UserAgent:
             tx.ack_for_2xx = data
         if leg.pending_ack == cseq:
             leg.pending_ack = None
+        if cseq == leg.invite.cseq.seq:
+            leg.invite = _slim(leg.invite)
 
     def _send_cancel(self, leg: _Leg, now: float) -> None:
         invite = leg.invite
@@ -926,9 +932,7 @@ class UserAgent:
             if leg.state == "confirmed":
                 self._send_bye(leg, now, reason)
             return
-        key = leg.invite_key
-        tx = self._server.get(key) if len(key or ()) == 4 else None  # type: ignore[arg-type]
-        self._out.append((leg.retrans_data, tx.dest if tx is not None else leg.peer))
+        self._out.append((leg.retrans_data, leg.reply_to))
         leg.retrans_interval = min(leg.retrans_interval * 2, self.config.timers.t2)
         leg.retrans_next = min(now + leg.retrans_interval, leg.retrans_give_up)
         self._push(leg.retrans_next, _LEG, leg.id)
@@ -948,6 +952,17 @@ def _branch_of(request: Request) -> str:
         raise LocalProtocolError("request without a Via branch")
     end = via.find(";", start)
     return via[start + 7 : end if end >= 0 else len(via)]
+
+
+_KEPT = frozenset(("Via", "From", "To", "Call-ID", "CSeq", "Route"))
+
+
+def _slim(invite: Request) -> Request:
+    """What a confirmed leg still needs of its INVITE (ids for a late fork or a 487), so a
+    held call does not keep the whole request, its body and parsed fields alive."""
+    slim = Request(invite.method, invite.uri)
+    slim.headers = [(n, v) for n, v in invite.headers if n in _KEPT]
+    return slim
 
 
 def _phrase(reason: str) -> str:
