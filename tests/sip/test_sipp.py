@@ -90,13 +90,16 @@ def test_sipp_uac_calls_our_uas(tmp_path: Path, transport: str) -> None:
     assert uas.bad == [] and legs == 0
 
 
-def test_our_uac_calls_sipp_uas(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport_kind", ["udp", "tcp"])
+def test_our_uac_calls_sipp_uas(tmp_path: Path, transport_kind: str) -> None:
     calls = 20
 
     async def main() -> tuple[int, str, dict[str, int], int]:
-        port = free_port()
+        port = free_port(socket.SOCK_DGRAM if transport_kind == "udp" else socket.SOCK_STREAM)
+        mode = ["-t", "u1"] if transport_kind == "udp" else ["-t", "t1"]
         proc_task = asyncio.create_task(
-            sipp(tmp_path, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls))
+            sipp(tmp_path, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls),
+                 *mode)
         )
         await asyncio.sleep(0.5)  # let SIPp bind
         counts = {"answered": 0, "ended": 0, "failed": 0}
@@ -117,7 +120,8 @@ def test_our_uac_calls_sipp_uas(tmp_path: Path) -> None:
             if counts["ended"] + counts["failed"] == calls:
                 done.set()
 
-        transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0)), handle)
+        opener = SipTransport.open_udp if transport_kind == "udp" else SipTransport.open_tcp
+        transport = await opener(UAConfig(("127.0.0.1", 0)), handle)
         for i in range(calls):
             transport.ua.invite(
                 f"sip:service@127.0.0.1:{port}", from_=f"sip:caller{i}@127.0.0.1",
