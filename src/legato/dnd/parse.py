@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -115,17 +115,17 @@ def is_header(raw: str) -> bool:
     return raw.strip().strip('"').lower().startswith("number")
 
 
-def open_source(path: Path) -> tuple[BinaryIO, BinaryIO]:
+def open_source(path: Path) -> tuple[IO[bytes], IO[bytes]]:
     """(stream of decompressed bytes, the raw file for progress); gzip found by magic bytes."""
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned pair
+    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - the caller closes the pair
     if raw.read(2) == b"\x1f\x8b":
         raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
     raw.seek(0)
     return raw, raw
 
 
-def _blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+def _blocks(stream: IO[bytes], block_bytes: int) -> Iterator[bytes]:
     """Blocks of whole lines (each ends with a newline)."""
     rest = b""
     while True:

@@ -202,17 +202,18 @@ class DndRegistry:
         raise AssertionError("unreachable")
 
     def _lookup_connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            self.ensure_schema()
-            proxy = self.engine.raw_connection()
-            conn = proxy.driver_connection
-            proxy.detach()  # never returned to the pool with autocommit switched on
-            if self.engine.dialect.name == "postgresql":
-                conn.autocommit = True
-            else:
-                conn.isolation_level = None
-            self._local.conn = conn
+        cached: Any = getattr(self._local, "conn", None)
+        if cached is not None:
+            return cached
+        self.ensure_schema()
+        proxy = self.engine.raw_connection()
+        conn: Any = proxy.driver_connection
+        proxy.detach()  # never returned to the pool with autocommit switched on
+        if self.engine.dialect.name == "postgresql":
+            conn.autocommit = True
+        else:
+            conn.isolation_level = None
+        self._local.conn = conn
         return conn
 
     def _close_lookup_connection(self) -> None:
@@ -307,7 +308,7 @@ class DndRegistry:
         mark = time.perf_counter()
         with self.engine.connect() as conn:
             version = int(
-                conn.execute(
+                conn.execute(  # type: ignore[index]
                     insert(versions).values(
                         state=VersionState.LOADING,
                         numbers=0,
