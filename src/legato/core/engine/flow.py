@@ -53,7 +53,6 @@ class FlowCall(Call):
         self._playing: int | None = None
         self._plays = 0
         self._gathers = 0
-        self._end_pending: str | None = None
 
     # ----------------------------------------------------------------- running
     def _begin_flow(self, now: float) -> bool:
@@ -79,14 +78,13 @@ class FlowCall(Call):
         """Run steps until one waits for the network, or the flow ends the call."""
         while not self.finished:
             step = self._next_step()
-            if step is None:
-                self._finish(now, self._end_pending or "platform")
+            if step is None:  # a flow that reaches its end hangs up (DESIGN section 6)
+                self._finish(now, "platform")
                 return
             if isinstance(step, DialStep):
                 if self._start_dial(step.dial, now):
                     return
                 continue
-            self._end_pending = None
             if isinstance(step, AnswerStep):
                 if self._answer_after(step.answer.after, now):
                     return
@@ -209,9 +207,7 @@ class FlowCall(Call):
         group = DialGroup(numbers, args.strategy == "parallel", ring_timeout, "agent", 2)
         if not numbers:
             self.dial_steps.append(group.settle())
-            self._end_pending = "platform"
             return False
-        self._end_pending = None
         self._dial_group = group
         for number in numbers if group.parallel else numbers[:1]:
             self._dial(group, number, now)
@@ -226,8 +222,7 @@ class FlowCall(Call):
             return
         self.dial_steps.append(group.settle())
         self._dial_group = None
-        self._end_pending = leg.rec.ended_by  # the attempt that ended last decides
-        self._run(now)
+        self._run(now)  # the flow goes on; if it ends here, the platform hangs up
 
     def _agent_answered(self, leg: Leg, now: float) -> None:
         group = self._dial_group
