@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 import legato
 from legato.api import problems
+from legato.api.arrival import ArrivalTime
 from legato.api.routers import calls, numbers, reports, sim
 from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
@@ -75,6 +76,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     problems.install(app)
+    app.add_middleware(ArrivalTime)
     app.include_router(numbers.router)
     app.include_router(calls.router)
     app.include_router(reports.router)

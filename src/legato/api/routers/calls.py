@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from legato.api.arrival import received_at
 from legato.api.deps import AccountId, DatabaseDep, RuntimeDep, SessionDep
 from legato.api.problems import ApiProblem, field_problem, not_found, problem_responses
 from legato.api.routers.reports import aware
@@ -53,6 +53,7 @@ IdempotencyKey = Annotated[
 )
 def create_call(
     body: CallCreate,
+    request: Request,
     response: Response,
     session: SessionDep,
     account: AccountId,
@@ -60,7 +61,7 @@ def create_call(
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Place a click-to-call or outbound call from one of the account's numbers."""
-    received = time.perf_counter()
+    received = received_at(request.state)
     try:
         numbers_store.get_number(session, account, body.number)
     except NotFound:

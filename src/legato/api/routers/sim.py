@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from legato.api.arrival import received_at
 from legato.api.deps import AccountId, RuntimeDep, SessionDep
 from legato.api.problems import not_found, problem_responses
 from legato.api.schemas.calls import CallPublic, SimIncoming
@@ -27,13 +27,14 @@ router = APIRouter(prefix="/v1/sim", tags=["sim"])
 )
 def incoming(
     body: SimIncoming,
+    request: Request,
     response: Response,
     session: SessionDep,
     account: AccountId,
     runtime: RuntimeDep,
 ) -> Any:
     """Place an incoming call from `from` to the account's number `number` on the sim network."""
-    received = time.perf_counter()
+    received = received_at(request.state)
     try:
         numbers_store.get_number(session, account, body.number)
     except NotFound:
