@@ -251,7 +251,9 @@ class Call:
             return
         c = classify_response(event.sip_code, event.reason_cause, event.reason_phrase)
         if set_outcome:
-            rec.outcome = c.outcome
+            # CANCELLED means "after our CANCEL" (DESIGN section 3); a 487 nobody asked for
+            # is just another 4xx refusal.
+            rec.outcome = _FAILED if c.outcome is _CANCELLED else c.outcome
         rec.sip_code, rec.sip_reason = c.sip_code, c.sip_reason
         rec.q850_cause, rec.q850_derived = c.q850_cause, c.q850_derived
 

@@ -47,7 +47,8 @@ class IncomingCall(FlowCall):
     def _on_hangup(self, leg: Leg, now: float) -> None:
         if leg is self.caller:
             if leg.rec.answered_at is None:  # abandoned while ringing: we answer 487
-                self._apply_response(leg.rec, LegFailed(leg.id, 487), set_outcome=True)
+                self._apply_response(leg.rec, LegFailed(leg.id, 487))
+                leg.rec.outcome = Outcome.CANCELLED
             self._finish(now, "leg1", cut=Outcome.CANCELLED)
         else:
             self._finish(now, "leg2", cut=Outcome.CANCELLED)
