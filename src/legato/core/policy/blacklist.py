@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from legato.core.policy.permissions import InvalidNumber, normalize_number
+from legato.core.policy.permissions import InvalidNumber, parse_number
 
 _PREFIX_RE = re.compile(r"^\+[1-9]\d{0,14}$")
 _COUNTRY_CODES = tuple(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
@@ -45,7 +45,7 @@ def parse_entry(entry: str) -> tuple[str, bool]:
             )
         return prefix, True
     try:
-        return normalize_number(text), False
+        return parse_number(text).e164, False
     except InvalidNumber as exc:
         raise BlacklistError(
             f"blacklist entry {entry!r}: not a valid E.164 number ({exc}); "

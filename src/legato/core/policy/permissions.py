@@ -50,9 +50,8 @@ class Refusal:
     detail: str
 
 
-@lru_cache(maxsize=65536)
-def _facts(raw: str) -> NumberFacts | str:
-    """The facts of ``raw``, or the reason it is invalid (a str, so that it is cached too)."""
+def _read(raw: str) -> NumberFacts | str:
+    """The facts of ``raw``, or the reason it is invalid (a str, so that it can be cached)."""
     text = raw.strip()
     if not text.startswith("+"):
         return (
@@ -72,9 +71,22 @@ def _facts(raw: str) -> NumberFacts | str:
     )
 
 
+#: The hot path's cache: the sim and the engine see the same numbers over and over.
+_facts = lru_cache(maxsize=65536)(_read)
+
+
 def number_facts(raw: str) -> NumberFacts:
     """E.164 form, country and type of ``raw``; :class:`InvalidNumber` if it is not valid."""
     facts = _facts(raw)
+    if isinstance(facts, str):
+        raise InvalidNumber(facts)
+    return facts
+
+
+def parse_number(raw: str) -> NumberFacts:
+    """:func:`number_facts` without the cache, for bulk input (a 100,000-entry blacklist,
+    an import) that would otherwise evict the numbers calls actually use."""
+    facts = _read(raw)
     if isinstance(facts, str):
         raise InvalidNumber(facts)
     return facts
