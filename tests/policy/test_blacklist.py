@@ -92,3 +92,16 @@ def test_match_agrees_with_brute_force(prefixes: list[str], numbers: list[str]) 
         matching = [p for p in prefixes if number.startswith(p)]
         expected = max(matching, key=len) + "*" if matching else None
         assert blacklist.match(number) == expected
+
+
+def test_a_big_blacklist_does_not_evict_the_hot_number_cache() -> None:
+    from legato.core.policy import permissions
+
+    before = permissions._facts.cache_info()
+    Blacklist([f"+91981100{i:04d}" for i in range(500)])
+    after = permissions._facts.cache_info()
+    assert (after.hits, after.misses, after.currsize) == (
+        before.hits,
+        before.misses,
+        before.currsize,
+    )
