@@ -55,8 +55,8 @@ def test_malformed_timezone_is_refused(bad: str) -> None:
 
 def test_overlapping_intervals_name_the_day() -> None:
     loc, msg = error_of(timezone="UTC", days={"tue": ["09:00-13:00", "12:30-18:00"]})
-    assert loc == "days"
-    assert msg.endswith("tue: intervals 09:00-13:00 and 12:30-18:00 overlap")
+    assert loc == "days.tue"
+    assert msg.endswith("intervals 09:00-13:00 and 12:30-18:00 overlap")
 
 
 def test_touching_intervals_are_fine_half_open() -> None:
@@ -66,7 +66,8 @@ def test_touching_intervals_are_fine_half_open() -> None:
 
 
 def test_spill_past_midnight_overlapping_next_day_is_refused() -> None:
-    _, msg = error_of(timezone="UTC", days={"fri": "22:00-06:00", "sat": "05:00-09:00"})
+    loc, msg = error_of(timezone="UTC", days={"fri": "22:00-06:00", "sat": "05:00-09:00"})
+    assert loc == "days"
     assert "fri 22:00-06:00 overlaps sat 05:00-09:00" in msg
     # ... also from Sunday into the next Monday.
     _, msg = error_of(timezone="UTC", days={"sun": "23:00-01:00", "mon": "00:30-09:00"})

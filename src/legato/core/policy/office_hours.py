@@ -22,6 +22,7 @@ interval is always one contiguous stretch of real time, and the office does not
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -162,7 +164,20 @@ IntervalField = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$"}),
 ]
-DayIntervals = Annotated[tuple[IntervalField, ...], BeforeValidator(_one_or_many)]
+def _no_overlap_within_day(intervals: tuple[Interval, ...]) -> tuple[Interval, ...]:
+    """Same-day overlaps are reported here, so the error's location names the day."""
+    ordered = sorted(intervals)
+    for a, b in itertools.pairwise(ordered):
+        if b.start < a.stop:
+            raise ValueError(f"intervals {a} and {b} overlap")
+    return tuple(ordered)
+
+
+DayIntervals = Annotated[
+    tuple[IntervalField, ...],
+    BeforeValidator(_one_or_many),
+    AfterValidator(_no_overlap_within_day),
+]
 HolidayField = Annotated[
     HolidayRange,
     PlainValidator(HolidayRange.parse),
