@@ -15,7 +15,12 @@ import redis.asyncio
 
 from legato.core.policy.lines import LineCounter, held_line
 from legato.lines.memory import MemoryLineCounter
-from legato.lines.redis import AsyncRedisLineCounter, RedisLineCounter
+from legato.lines.redis import (
+    AsyncRedisLineCounter,
+    LinesUnavailable,
+    RedisLineCounter,
+    WhenUnavailable,
+)
 
 NUMBER = "+918047001000"
 OTHER = "+918047001001"
@@ -271,5 +276,71 @@ def test_async_tasks_acquiring_at_once_admit_exactly_the_limit(prefix: str) -> N
         finally:
             await client.aclose()
             await pool.aclose()
+
+    asyncio.run(run())
+
+
+# --- Redis unreachable --------------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable() -> Iterator[redis.Redis]:
+    """A client for a loopback port nobody listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, retry=None)
+    yield client
+    client.close()
+
+
+def test_unreachable_redis_raises_by_default(unreachable: redis.Redis) -> None:
+    lines = RedisLineCounter(unreachable)
+    with pytest.raises(LinesUnavailable, match=rf"lines for \{NUMBER}: Redis unavailable"):
+        lines.acquire(NUMBER, 3, "a")
+
+
+@pytest.mark.parametrize(("when", "admitted"), [("admit", True), ("refuse", False)])
+def test_unreachable_redis_admits_or_refuses_as_configured(
+    unreachable: redis.Redis, when: WhenUnavailable, admitted: bool
+) -> None:
+    lines = RedisLineCounter(unreachable, when_unavailable=when)
+    assert lines.acquire(NUMBER, 3, "a") is admitted
+    lines.release(NUMBER, "a")  # never raises: it runs in finally blocks
+
+
+def test_release_never_raises_and_stops_refreshing(
+    client: redis.Redis, prefix: str, unreachable: redis.Redis
+) -> None:
+    lines = RedisLineCounter(client, prefix=prefix)
+    assert lines.acquire(NUMBER, 3, "a")
+    lines._client = unreachable  # the connection to Redis drops mid-call
+    with held_line(lines, NUMBER, 3, "a"):
+        pass
+    assert not lines.refresh("a"), "a released call is no longer kept alive"
+
+
+def test_unknown_when_unavailable_is_refused(client: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="when_unavailable"):
+        RedisLineCounter(client, when_unavailable="ignore")  # type: ignore[arg-type]
+
+
+def test_async_unreachable_redis(unreachable: redis.Redis) -> None:
+    port = unreachable.connection_pool.connection_kwargs["port"]
+
+    async def run() -> None:
+        client = redis.asyncio.Redis(
+            host="127.0.0.1", port=port, socket_connect_timeout=0.5, retry=None
+        )
+        try:
+            with pytest.raises(LinesUnavailable):
+                await AsyncRedisLineCounter(client).acquire(NUMBER, 1, "a")
+            admit = AsyncRedisLineCounter(client, when_unavailable="admit")
+            assert await admit.acquire(NUMBER, 1, "a")
+            await admit.release(NUMBER, "a")
+        finally:
+            await client.aclose()
 
     asyncio.run(run())

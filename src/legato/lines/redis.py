@@ -13,8 +13,9 @@ so it runs unchanged on Redis Cluster. Needs Redis >= 5 (effects replication of 
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import redis
 import redis.asyncio
@@ -62,6 +63,33 @@ redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 IN_USE = _NOW + "return redis.call('ZCARD', KEYS[1])\n"
 
 
+log = logging.getLogger(__name__)
+
+#: What acquire does when Redis cannot be reached: raise :class:`LinesUnavailable`, admit
+#: the call uncounted (availability over the limit), or refuse it (MAX-USE).
+WhenUnavailable = Literal["raise", "admit", "refuse"]
+
+
+class LinesUnavailable(RuntimeError):
+    """Redis could not be reached to count lines."""
+
+
+def _unavailable(
+    when: WhenUnavailable, number: str, call_id: str, exc: Exception
+) -> bool:
+    if when == "raise":
+        raise LinesUnavailable(f"lines for {number}: Redis unavailable ({exc})") from exc
+    log.warning("lines for %s: Redis unavailable (%s); %s call %s", number, exc,
+                "admitting" if when == "admit" else "refusing", call_id)  # fmt: skip
+    return when == "admit"
+
+
+def _check_when(when: str) -> WhenUnavailable:
+    if when not in ("raise", "admit", "refuse"):
+        raise ValueError(f"when_unavailable must be raise, admit or refuse, not {when!r}")
+    return when  # type: ignore[return-value]
+
+
 def _lease_ms(lease_seconds: float) -> int:
     if not lease_seconds > 0:
         raise ValueError(f"lease_seconds must be > 0, not {lease_seconds!r}")
@@ -81,9 +109,15 @@ class RedisLineCounter:
     """
 
     def __init__(
-        self, client: redis.Redis, *, prefix: str = "legato:", lease_seconds: float = 90.0
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "legato:",
+        lease_seconds: float = 90.0,
+        when_unavailable: WhenUnavailable = "raise",
     ) -> None:
         self._client = client
+        self._when = _check_when(when_unavailable)
         self._prefix = prefix
         self._lease_ms = _lease_ms(lease_seconds)
         self._acquire = client.register_script(ACQUIRE)
@@ -98,17 +132,26 @@ class RedisLineCounter:
     def acquire(self, number: str, limit: int | None, call_id: str) -> bool:
         limit_arg = _limit_arg(limit)
         args: list[int | str] = [limit_arg, call_id, self._lease_ms]
-        taken = bool(self._acquire(keys=[self.key(number)], args=args))
+        try:
+            taken = bool(self._acquire(keys=[self.key(number)], args=args))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            return _unavailable(self._when, number, call_id, exc)
         if taken:
             with self._lock:
                 self._held[call_id] = number
         return taken
 
     def release(self, number: str, call_id: str) -> None:
-        self._client.zrem(self.key(number), call_id)
+        """Never raises: release runs in ``finally`` blocks. If Redis is unreachable the
+        call is forgotten here, so its lease is no longer refreshed and runs out."""
         with self._lock:
             if self._held.get(call_id) == number:
                 del self._held[call_id]
+        try:
+            self._client.zrem(self.key(number), call_id)
+        except redis.RedisError as exc:
+            log.warning("lines for %s: release of %s failed (%s); its lease will expire",
+                        number, call_id, exc)  # fmt: skip
 
     def in_use(self, number: str) -> int:
         return int(self._in_use(keys=[self.key(number)]))
@@ -152,8 +195,10 @@ class AsyncRedisLineCounter:
         *,
         prefix: str = "legato:",
         lease_seconds: float = 90.0,
+        when_unavailable: WhenUnavailable = "raise",
     ) -> None:
         self._client = client
+        self._when = _check_when(when_unavailable)
         self._prefix = prefix
         self._lease_ms = _lease_ms(lease_seconds)
         self._acquire = client.register_script(ACQUIRE)
@@ -166,17 +211,27 @@ class AsyncRedisLineCounter:
 
     async def acquire(self, number: str, limit: int | None, call_id: str) -> bool:
         limit_arg = _limit_arg(limit)
-        taken = bool(
-            await self._acquire(keys=[self.key(number)], args=[limit_arg, call_id, self._lease_ms])
-        )
+        try:
+            taken = bool(
+                await self._acquire(
+                    keys=[self.key(number)], args=[limit_arg, call_id, self._lease_ms]
+                )
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            return _unavailable(self._when, number, call_id, exc)
         if taken:
             self._held[call_id] = number
         return taken
 
     async def release(self, number: str, call_id: str) -> None:
-        await self._client.zrem(self.key(number), call_id)
+        """Never raises (see :meth:`RedisLineCounter.release`)."""
         if self._held.get(call_id) == number:
             del self._held[call_id]
+        try:
+            await self._client.zrem(self.key(number), call_id)
+        except redis.RedisError as exc:
+            log.warning("lines for %s: release of %s failed (%s); its lease will expire",
+                        number, call_id, exc)  # fmt: skip
 
     async def in_use(self, number: str) -> int:
         return int(await self._in_use(keys=[self.key(number)]))
