@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from legato.api.problems import ApiProblem
 from legato.service.runtime import CallRuntime
-from legato.store.accounts import authenticate
+from legato.store.accounts import account_id_for_key
 from legato.store.db import Database
 
 bearer = HTTPBearer(
@@ -58,10 +58,10 @@ def get_account_id(
     """The id of the account whose live key authenticates the request."""
     if credentials is None:
         raise _unauthorized("send the API key as `Authorization: Bearer lgk_...`")
-    account = authenticate(session, credentials.credentials)
-    if account is None:
+    account_id = account_id_for_key(session, credentials.credentials)
+    if account_id is None:
         raise _unauthorized("the API key is unknown or has been revoked")
-    return account.id
+    return account_id
 
 
 AccountId = Annotated[str, Depends(get_account_id)]

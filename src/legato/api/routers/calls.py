@@ -63,7 +63,7 @@ def create_call(
     """Place a click-to-call or outbound call from one of the account's numbers."""
     received = received_at(request.state)
     try:
-        numbers_store.get_number(session, account, body.number)
+        number_row = numbers_store.get_number(session, account, body.number)
     except NotFound:
         raise field_problem(
             "number",
@@ -97,7 +97,7 @@ def create_call(
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
         return store.call_document(call)
-    order = order_for(session, call, received)
+    order = order_for(session, call, received, number_row)
     runtime.launch(order)
     return store.call_document(call)
 

@@ -36,7 +36,7 @@ def incoming(
     """Place an incoming call from `from` to the account's number `number` on the sim network."""
     received = received_at(request.state)
     try:
-        numbers_store.get_number(session, account, body.number)
+        number_row = numbers_store.get_number(session, account, body.number)
     except NotFound:
         raise not_found(f"number {body.number}") from None
     doc = body.model_dump(mode="json", by_alias=True)
@@ -52,6 +52,6 @@ def incoming(
         ),
     )
     session.commit()
-    runtime.launch(order_for(session, call, received))
+    runtime.launch(order_for(session, call, received, number_row))
     response.headers["Location"] = f"/v1/calls/{call.id}"
     return store.call_document(call)
