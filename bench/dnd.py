@@ -141,6 +141,10 @@ def main() -> None:
             registry = DndRegistry(url)
             result = registry.import_file(source)
             store_p50, store_p99 = time_lookups(registry.mask, probes)
+            control = registry._lookup_connection()  # same connection, no registry table
+            ctl_p50, ctl_p99 = time_lookups(
+                lambda _n, c=control: c.execute("SELECT 1").fetchone(), probes
+            )
             t = time.perf_counter()
             index = DndIndex.load(registry)
             index_load = time.perf_counter() - t
@@ -154,6 +158,7 @@ def main() -> None:
                 "  load+index s": f"{result.phases['load']:.1f}",
                 "  switch s": f"{result.phases['switch']:.2f}",
                 "lookup from store p50 / p99 µs": f"{store_p50:.0f} / {store_p99:.0f}",
+                "control 'SELECT 1' p50 / p99 µs": f"{ctl_p50:.0f} / {ctl_p99:.0f}",
                 "disk bytes/number": f"{disk / result.numbers:.1f}",
                 "index load s": f"{index_load:.1f}",
             }
