@@ -252,9 +252,7 @@ def test_lease_must_be_positive(client: redis.Redis, prefix: str) -> None:
 
 def test_async_tasks_acquiring_at_once_admit_exactly_the_limit(prefix: str) -> None:
     async def run() -> None:
-        pool = redis.asyncio.BlockingConnectionPool(
-            host="127.0.0.1", port=6379, max_connections=20
-        )
+        pool = redis.asyncio.BlockingConnectionPool(host="127.0.0.1", port=6379, max_connections=20)
         client = redis.asyncio.Redis(connection_pool=pool)
         try:
             lines = AsyncRedisLineCounter(client, prefix=prefix, lease_seconds=0.5)

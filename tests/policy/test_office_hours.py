@@ -223,9 +223,7 @@ def test_spill_of_a_holiday_into_a_working_date_is_open() -> None:
 
 
 def test_holiday_range_is_inclusive_and_reported() -> None:
-    hours = OfficeHours(
-        timezone="UTC", days=WEEKDAYS_9_TO_6, holidays=["2026-12-28..2026-12-31"]
-    )
+    hours = OfficeHours(timezone="UTC", days=WEEKDAYS_9_TO_6, holidays=["2026-12-28..2026-12-31"])
     assert check_open(hours, datetime(2026, 12, 25, 10, tzinfo=UTC)).open
     assert check_open(hours, datetime(2026, 12, 28, 10, tzinfo=UTC)) == OpenCheck(
         False, "holiday", "holiday 2026-12-28 (2026-12-28..2026-12-31)"
@@ -292,9 +290,7 @@ def test_ny_spring_forward_night_shift_is_an_hour_shorter() -> None:
 def test_interval_wholly_inside_the_gap_never_opens() -> None:
     hours = OfficeHours(timezone="America/New_York", days={"sun": "02:10-02:50"})
     start = datetime(2026, 3, 8, 5, 0, tzinfo=UTC)
-    assert not any(
-        check_open(hours, start + timedelta(minutes=m)).open for m in range(0, 240)
-    )
+    assert not any(check_open(hours, start + timedelta(minutes=m)).open for m in range(0, 240))
 
 
 def test_ny_fall_back_shift_does_not_reclose_in_the_repeated_hour() -> None:

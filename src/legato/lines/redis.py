@@ -74,9 +74,7 @@ class LinesUnavailable(RuntimeError):
     """Redis could not be reached to count lines."""
 
 
-def _unavailable(
-    when: WhenUnavailable, number: str, call_id: str, exc: Exception
-) -> bool:
+def _unavailable(when: WhenUnavailable, number: str, call_id: str, exc: Exception) -> bool:
     if when == "raise":
         raise LinesUnavailable(f"lines for {number}: Redis unavailable ({exc})") from exc
     log.warning("lines for %s: Redis unavailable (%s); %s call %s", number, exc,

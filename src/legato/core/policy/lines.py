@@ -41,9 +41,7 @@ def check_limit(limit: int | None) -> None:
 
 
 @contextmanager
-def held_line(
-    counter: LineCounter, number: str, limit: int | None, call_id: str
-) -> Iterator[bool]:
+def held_line(counter: LineCounter, number: str, limit: int | None, call_id: str) -> Iterator[bool]:
     """Hold a line for the body of a ``with`` block and release it on every way out.
 
     Yields whether the line was taken; when it was not, nothing is released on exit.

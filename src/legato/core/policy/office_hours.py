@@ -164,6 +164,8 @@ IntervalField = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$"}),
 ]
+
+
 def _no_overlap_within_day(intervals: tuple[Interval, ...]) -> tuple[Interval, ...]:
     """Same-day overlaps are reported here, so the error's location names the day."""
     ordered = sorted(intervals)
