@@ -6,7 +6,9 @@ state. That is how a call interrupted by a crash is brought back and ended prope
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 from typing import Any
 
 from legato.core import events as ev
@@ -17,6 +19,8 @@ _EVENT_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (ev.LegProgress, ev.LegAnswered, ev.LegFailed, ev.LegHangup, ev.Digits, ev.PlayDone)
 }
+
+log = logging.getLogger("legato.service")
 
 Entry = list[Any]  # ["start", t] | ["timer", t] | ["event", t, {"type": ..., ...}]
 
@@ -32,6 +36,14 @@ def decode_event(data: dict[str, Any]) -> Event:
     if cls is None:
         raise ValueError(f"unknown journal event type {kind!r}")
     return cls(**fields)  # type: ignore[no-any-return]
+
+
+def terminate(call: Call, now: float) -> None:
+    """End a call as the platform: answered legs hung up, ringing ones cut (NOANSWER if
+    they rang, else FAILED), the status resolved by the engine's own resolver."""
+    if not call.finished:
+        # The engine's end-of-call path; a public `terminate` is requested from the core.
+        call._finish(now, "platform", cut=None)
 
 
 def replay(call: Call, journal: list[Entry]) -> None:
@@ -57,7 +69,7 @@ class JournaledCall:
     settled, record, spec) and notes when the first Dial leaves the engine.
     """
 
-    __slots__ = ("call", "clock", "dirty", "first_dial_at", "journal", "launched_at")
+    __slots__ = ("call", "clock", "dirty", "error", "first_dial_at", "journal", "launched_at")
 
     def __init__(self, call: Call, launched_at: float, clock: Any) -> None:
         self.call = call
@@ -66,6 +78,8 @@ class JournaledCall:
         self.launched_at = launched_at
         self.first_dial_at: float | None = None
         self.clock = clock  # time.perf_counter, for the create-call latency figure
+        #: Set when the engine raised: the call is ended and no other call is disturbed.
+        self.error: str | None = None
 
     @property
     def spec(self) -> Any:
@@ -88,7 +102,7 @@ class JournaledCall:
 
     @property
     def settled(self) -> bool:
-        return self.call.settled
+        return self.error is not None or self.call.settled
 
     @property
     def finished(self) -> bool:
@@ -98,16 +112,24 @@ class JournaledCall:
         return self.call.get_timer()
 
     def start(self, now: float) -> None:
-        self.journal.append(["start", now])
-        self.dirty = True
-        self.call.start(now)
+        self._feed(["start", now], lambda: self.call.start(now), now)
 
     def handle(self, event: Event, now: float) -> None:
-        self.journal.append(["event", now, encode_event(event)])
-        self.dirty = True
-        self.call.handle(event, now)
+        self._feed(["event", now, encode_event(event)], lambda: self.call.handle(event, now), now)
 
     def handle_timer(self, now: float) -> None:
-        self.journal.append(["timer", now])
+        self._feed(["timer", now], lambda: self.call.handle_timer(now), now)
+
+    def _feed(self, entry: Entry, step: Any, now: float) -> None:
+        if self.error is not None:
+            return
+        self.journal.append(entry)
         self.dirty = True
-        self.call.handle_timer(now)
+        try:
+            step()
+        except Exception as exc:  # one call's bug must not stop the network's other calls
+            log.exception("call %s failed on %s", self.call.spec.id, entry[0])
+            self.error = f"internal error: {type(exc).__name__}: {exc}"
+            self.call.commands.clear()
+            with contextlib.suppress(Exception):
+                terminate(self.call, now)

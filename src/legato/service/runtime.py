@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legato.core.catalogue import Service
-from legato.core.engine import Call, create_call
+from legato.core.engine import create_call
 from legato.core.record import CallRecord
-from legato.service.journal import JournaledCall, replay
+from legato.service.journal import JournaledCall, replay, terminate
 from legato.service.orders import order_for
 from legato.service.spec import CallOrder, order_from_snapshot, snapshot, spec_from_order
 from legato.sim import SimNetwork
@@ -93,7 +93,7 @@ class CallRuntime:
         """End every running call (platform, with a reason), persist, and stop the tasks."""
         now = self.virtual_now()
         for call_id, jcall in list(self._active.items()):
-            _terminate(jcall.call, max(now, _last_time(jcall.journal)))
+            terminate(jcall.call, max(now, _last_time(jcall.journal)))
             self._enqueue_final(call_id, jcall, SHUTDOWN)
         self._writes.put_nowait(None)
         writer = self._tasks[1] if len(self._tasks) > 1 else None
@@ -188,7 +188,7 @@ class CallRuntime:
         if jcall is None:
             return
         self._note_first_dial(jcall)
-        self._enqueue_final(order.call_id, jcall, None)
+        self._enqueue_final(order.call_id, jcall, jcall.error)
         if order.service in (Service.INCOMING, Service.MISSED_CALL):
             self._lines[order.number] -= 1
             if self._lines[order.number] <= 0:
@@ -282,15 +282,6 @@ def _last_time(journal: list[Any]) -> float:
     return float(journal[-1][1]) if journal else 0.0
 
 
-def _terminate(call: Call | Any, now: float) -> None:
-    """End a call as the platform: answered legs hung up, ringing ones cut (NOANSWER if
-    they rang, else FAILED), status resolved by the engine's own resolver."""
-    engine = getattr(call, "call", call)
-    if not engine.finished:
-        # The engine's end-of-call path; a public `terminate` is requested from the core.
-        engine._finish(now, "platform", cut=None)
-
-
 def _recovered_record(
     call_id: str, snap: dict[str, Any], journal: list[Any]
 ) -> tuple[dict[str, Any], str]:
@@ -302,5 +293,5 @@ def _recovered_record(
     else:
         engine.start(t0)
         engine.commands.clear()
-    _terminate(engine, max(t0, _last_time(journal)))
+    terminate(engine, max(t0, _last_time(journal)))
     return engine.record.to_dict(), INTERRUPTED if journal else NEVER_STARTED
