@@ -14,7 +14,7 @@ from fastapi import FastAPI
 import legato
 from legato.api import problems
 from legato.api.arrival import ArrivalTime
-from legato.api.routers import calls, numbers, reports, sim
+from legato.api.routers import calls, numbers, reports, sim, webhooks
 from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
 from legato.sim import SimNetwork
@@ -80,6 +80,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(numbers.router)
     app.include_router(calls.router)
     app.include_router(reports.router)
+    app.include_router(webhooks.router)  # and the webhook delivery worker's lifespan
     if settings.driver == "sim":
         app.include_router(sim.router)
     app.state.settings = settings

@@ -1,0 +1,391 @@
+"""The delivery worker: claims due deliveries, sends them signed, records every attempt.
+
+Claiming is safe across workers and nodes: a delivery is reserved by a lease (a time and
+a worker id) taken with a conditional UPDATE, and on PostgreSQL the candidate rows are
+picked with `FOR UPDATE SKIP LOCKED` so claimers never wait on each other. A worker that
+dies leaves its leases to expire, and the deliveries are sent again (at least once;
+receivers de-duplicate by `webhook-id`). A call's event n+1 for an endpoint is claimable
+only when no earlier event of that call is still pending for that endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+import legato
+from legato.store.db import Database
+from legato.store.types import utcnow
+from legato.webhooks import outbox
+from legato.webhooks.models import (
+    CALLBACK,
+    DELIVERED,
+    ENDPOINT,
+    FAILED,
+    PENDING,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from legato.webhooks.settings import WebhookSettings
+from legato.webhooks.signing import secret_key, sign_headers
+
+log = logging.getLogger("legato.webhooks")
+
+USER_AGENT = f"Legato-Webhooks/{legato.__version__}"
+#: Bytes of a receiver's response kept in the attempt log.
+EXCERPT_BYTES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery reserved by this worker, with what sending it needs."""
+
+    delivery_id: int
+    endpoint_id: str
+    kind: str
+    url: str
+    event_id: str
+    body: bytes
+    keys: tuple[bytes, ...]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt gave."""
+
+    claim: Claim
+    at: datetime
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    excerpt: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def signing_keys(endpoint: Any, now: datetime) -> tuple[bytes, ...]:
+    """The current secret, plus the previous one while its overlap window lasts."""
+    keys = [secret_key(endpoint.secret)]
+    if (
+        endpoint.previous_secret
+        and endpoint.previous_expires_at
+        and endpoint.previous_expires_at > now
+    ):
+        keys.append(secret_key(endpoint.previous_secret))
+    return tuple(keys)
+
+
+class DeliveryWorker:
+    """One per `legato serve` process; any number may share a database."""
+
+    def __init__(self, database: Database, settings: WebhookSettings | None = None) -> None:
+        self.database = database
+        self.settings = settings or WebhookSettings()
+        self.worker_id = f"{socket.gethostname()[:20]}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._results: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+        self.sent = 0
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Complete the events of calls ended by crash recovery, then start sending."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        limit = self.settings.concurrency
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.timeout),
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            follow_redirects=False,
+            headers={"user-agent": USER_AGENT},
+        )
+        outbox.add_waker(self.wake)
+        try:
+            done = await asyncio.to_thread(outbox.reconcile, self.database)
+        except Exception:
+            log.exception("webhook reconciliation failed; it runs again at the next start")
+            done = 0
+        if done:
+            log.warning("queued the missing webhook events of %d recovered call(s)", done)
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="legato-webhook-claimer"),
+            asyncio.create_task(self._record_loop(), name="legato-webhook-recorder"),
+        ]
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop claiming, let attempts in flight finish briefly, record them, close."""
+        outbox.remove_waker(self.wake)
+        if self._tasks:
+            self._tasks[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tasks[0]
+        if self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in late:  # their leases expire and another start sends them again
+                task.cancel()
+        self._results.put_nowait(None)
+        if len(self._tasks) > 1:
+            await self._tasks[1]
+        self._tasks = []
+        if self._client is not None:
+            await self._client.aclose()
+
+    def wake(self) -> None:
+        """Look for work now; callable from any thread (the store writer's commit)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._wake.set)
+
+    # ----------------------------------------------------------------- claiming
+    async def _claim_loop(self) -> None:
+        s = self.settings
+        while True:
+            self._wake.clear()
+            wait = s.poll_interval
+            free = s.concurrency - len(self._inflight)
+            if free > 0:
+                try:
+                    claims, next_due = await asyncio.to_thread(self._claim, free)
+                except Exception:
+                    log.exception("claiming webhook deliveries failed")
+                    claims, next_due = [], None
+                for claim in claims:
+                    task = asyncio.create_task(self._send(claim))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                if claims and len(claims) == free:
+                    continue
+                if next_due is not None:
+                    wait = min(wait, max(0.0, (next_due - utcnow()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    def _claim(self, limit: int) -> tuple[list[Claim], datetime | None]:
+        now = utcnow()
+        d, e = WebhookDelivery, WebhookEndpoint
+        earlier = aliased(WebhookDelivery)
+        blocked = exists().where(
+            earlier.endpoint_id == d.endpoint_id,
+            earlier.call_id == d.call_id,
+            earlier.sequence < d.sequence,
+            earlier.state == PENDING,
+        )
+        free_lease = or_(d.lease_until.is_(None), d.lease_until < now)
+        with self.database.session() as session:
+            stmt = (
+                select(d.id)
+                .join(e, e.id == d.endpoint_id)
+                .where(
+                    d.state == PENDING,
+                    d.next_attempt_at <= now,
+                    free_lease,
+                    e.enabled.is_(True),
+                    ~blocked,
+                )
+                .order_by(d.next_attempt_at, d.id)
+                .limit(limit)
+            )
+            if self.database.backend == "postgresql":
+                stmt = stmt.with_for_update(of=d, skip_locked=True)
+            ids = list(session.scalars(stmt))
+            claims: list[Claim] = []
+            if ids:
+                got = list(
+                    session.scalars(
+                        update(d)
+                        .where(d.id.in_(ids), d.state == PENDING, free_lease)
+                        .values(
+                            lease_until=now + timedelta(seconds=self.settings.lease),
+                            leased_by=self.worker_id,
+                        )
+                        .returning(d.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+                if got:
+                    claims = self._load(session, got, now)
+            next_due = session.scalar(
+                select(func.min(d.next_attempt_at)).where(
+                    d.state == PENDING, d.next_attempt_at > now
+                )
+            )
+        return claims, next_due
+
+    def _load(self, session: Any, ids: list[int], now: datetime) -> list[Claim]:
+        d, e = WebhookDelivery, WebhookEndpoint
+        rows = session.execute(
+            select(d.id, d.endpoint_id, d.url, d.event_id, d.attempts, WebhookEvent.body, e)
+            .join(WebhookEvent, WebhookEvent.id == d.event_id)
+            .join(e, e.id == d.endpoint_id)
+            .where(d.id.in_(ids))
+            .order_by(d.next_attempt_at, d.id)
+        )
+        return [
+            Claim(
+                delivery_id=r.id,
+                endpoint_id=r.endpoint_id,
+                kind=r.WebhookEndpoint.kind,
+                url=r.WebhookEndpoint.url if r.WebhookEndpoint.kind == ENDPOINT else r.url,
+                event_id=r.event_id,
+                body=r.body.encode("utf-8"),
+                keys=signing_keys(r.WebhookEndpoint, now),
+                attempts=r.attempts,
+            )
+            for r in rows
+        ]
+
+    # ----------------------------------------------------------------- sending
+    async def _send(self, claim: Claim) -> None:
+        assert self._client is not None
+        timeout = self.settings.timeout
+        headers = sign_headers(claim.keys, claim.event_id, int(time.time()), claim.body)
+        headers["content-type"] = "application/json"
+        at = utcnow()
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        excerpt: str | None = None
+        try:
+            status, excerpt = await asyncio.wait_for(self._post(claim, headers), timeout)
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except TimeoutError:
+            error = f"timeout: no complete response within {timeout:g} s"
+        except httpx.TimeoutException:
+            error = f"timeout: no complete response within {timeout:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc or 'connection failed'}"
+        except Exception as exc:  # a bad URL must fail the attempt, not the worker
+            error = f"{type(exc).__name__}: {exc}"
+        latency = (time.perf_counter() - started) * 1000.0
+        self._results.put_nowait(Outcome(claim, at, status, round(latency, 2), error, excerpt))
+
+    async def _post(self, claim: Claim, headers: dict[str, str]) -> tuple[int, str]:
+        assert self._client is not None
+        async with self._client.stream("POST", claim.url, content=claim.body, headers=headers) as r:
+            kept = b""
+            async for chunk in r.aiter_bytes():
+                kept += chunk
+                if len(kept) >= EXCERPT_BYTES:
+                    break
+            return r.status_code, kept[:EXCERPT_BYTES].decode("utf-8", "replace")
+
+    # ----------------------------------------------------------------- recording
+    async def _record_loop(self) -> None:
+        while True:
+            first = await self._results.get()
+            batch = [first]
+            while not self._results.empty():
+                batch.append(self._results.get_nowait())
+            outcomes = [o for o in batch if o is not None]
+            if outcomes:
+                try:
+                    await asyncio.to_thread(self._record, outcomes)
+                    self.sent += len(outcomes)
+                except Exception:  # leases expire; the deliveries are sent again
+                    log.exception("recording %d webhook attempt(s) failed", len(outcomes))
+                self._wake.set()
+            if None in batch:
+                return
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        s = self.settings
+        d = WebhookDelivery
+        now = utcnow()
+        runs: dict[str, list[Outcome]] = {}
+        with self.database.session() as session:
+            session.execute(
+                insert(WebhookAttempt),
+                [
+                    {
+                        "delivery_id": o.claim.delivery_id,
+                        "attempted_at": o.at,
+                        "status_code": o.status_code,
+                        "latency_ms": o.latency_ms,
+                        "error": o.error,
+                        "response_excerpt": o.excerpt,
+                    }
+                    for o in outcomes
+                ],
+            )
+            for o in outcomes:
+                attempts = o.claim.attempts + 1
+                values: dict[str, Any] = {
+                    "attempts": attempts,
+                    "last_status_code": o.status_code,
+                    "last_error": o.error,
+                    "lease_until": None,
+                    "leased_by": None,
+                    "updated_at": now,
+                }
+                if o.ok:
+                    values.update(state=DELIVERED, delivered_at=now)
+                elif attempts >= s.max_attempts:
+                    values.update(state=FAILED)
+                else:
+                    values["next_attempt_at"] = now + timedelta(seconds=s.backoff(attempts))
+                session.execute(
+                    update(d)
+                    .where(d.id == o.claim.delivery_id, d.leased_by == self.worker_id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                if o.claim.kind == ENDPOINT:
+                    runs.setdefault(o.claim.endpoint_id, []).append(o)
+            for endpoint_id, seen in runs.items():
+                self._count_failures(session, endpoint_id, seen, now)
+
+    def _count_failures(
+        self, session: Any, endpoint_id: str, seen: list[Outcome], now: datetime
+    ) -> None:
+        """Track the endpoint's run of consecutive failures; disable it past the limit."""
+        e = WebhookEndpoint
+        last_ok = max((i for i, o in enumerate(seen) if o.ok), default=-1)
+        trailing = len(seen) - last_ok - 1
+        count = trailing if last_ok >= 0 else e.consecutive_failures + trailing
+        session.execute(
+            update(e)
+            .where(e.id == endpoint_id)
+            .values(consecutive_failures=count)
+            .execution_options(synchronize_session=False)
+        )
+        limit = self.settings.disable_after
+        if limit <= 0 or trailing == 0:
+            return
+        last = seen[-1]
+        reason = (
+            f"disabled after {limit} consecutive failed attempts; the last one, at "
+            f"{last.at.isoformat(timespec='seconds')}, to {last.claim.url}: {last.error}. "
+            "Fix the receiver, then enable the endpoint again: pending events are kept."
+        )
+        session.execute(
+            update(e)
+            .where(e.id == endpoint_id, e.enabled.is_(True), e.consecutive_failures >= limit)
+            .values(enabled=False, disabled_by="failures", disabled_reason=reason, disabled_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+__all__ = ["CALLBACK", "DeliveryWorker", "signing_keys"]

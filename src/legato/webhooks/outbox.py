@@ -1,0 +1,334 @@
+"""The outbox: webhook events and their deliveries, written in the caller's transaction.
+
+`on_call_writes` is called by the runtime's writer inside the transaction that persists
+call state, so an event row exists if and only if the state change behind it committed.
+`reconcile` covers calls a path outside that writer finished (crash recovery at start-up):
+it derives their missing events from the stored final record, once, under the same cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import event, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from legato.store.calls import COMPLETED, call_document
+from legato.store.ids import new_id
+from legato.store.models import Call
+from legato.store.types import utcnow
+from legato.webhooks.events import Progress, envelope, pending_events, subscribed
+from legato.webhooks.models import (
+    CALLBACK,
+    ENDPOINT,
+    WebhookCallCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from legato.webhooks.signing import new_secret
+
+log = logging.getLogger("legato.webhooks")
+
+#: How far back start-up reconciliation looks for completed calls without their events.
+RECONCILE_WINDOW = timedelta(hours=24)
+
+
+class CallWrite(Protocol):
+    """What the runtime's writer persists for a call (its `_Write` has these fields)."""
+
+    call_id: str
+    record: dict[str, Any]
+    final: bool
+
+
+# ------------------------------------------------------------------ wake-ups
+_wakers: list[Callable[[], None]] = []
+_wakers_lock = threading.Lock()
+
+
+def add_waker(fn: Callable[[], None]) -> None:
+    """Call `fn` (from any thread) after a transaction that queued deliveries commits."""
+    with _wakers_lock:
+        _wakers.append(fn)
+
+
+def remove_waker(fn: Callable[[], None]) -> None:
+    with _wakers_lock:
+        if fn in _wakers:
+            _wakers.remove(fn)
+
+
+def _wake_all(_session: Session) -> None:
+    with _wakers_lock:
+        wakers = list(_wakers)
+    for fn in wakers:
+        try:
+            fn()
+        except Exception:  # a closed loop must not fail the writer's commit
+            log.debug("webhook waker failed", exc_info=True)
+
+
+# ------------------------------------------------------------------ the hook
+def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
+    """Queue the webhook events these call writes imply; returns how many deliveries."""
+    if not writes:
+        return 0
+    ids = list(dict.fromkeys(w.call_id for w in writes))
+    calls = {
+        row.id: row
+        for row in session.execute(
+            select(Call.id, Call.account_id, Call.callback_url).where(Call.id.in_(ids))
+        )
+    }
+    accounts = {row.account_id for row in calls.values()}
+    endpoints = _endpoints(session, accounts)
+    targeted = [
+        i
+        for i in ids
+        if i in calls and (endpoints.get(calls[i].account_id) or calls[i].callback_url)
+    ]
+    if not targeted:
+        return 0
+    cursors = _cursors(session, targeted, {i: calls[i].account_id for i in targeted})
+    callback = _callback_endpoints(
+        session, {calls[i].account_id for i in targeted if calls[i].callback_url}
+    )
+    now = utcnow()
+    queued = 0
+    for w in writes:
+        meta = calls.get(w.call_id)
+        cursor = cursors.get(w.call_id)
+        if meta is None or cursor is None:
+            continue
+        targets = [(e.id, e.url or "", e.events) for e in endpoints.get(meta.account_id, [])]
+        if meta.callback_url:
+            targets.append((callback[meta.account_id].id, meta.callback_url, []))
+        queued += _emit(session, cursor, meta, w.record, w.final, targets, now)
+    if queued:
+        event.listen(session, "after_commit", _wake_all, once=True)
+    return queued
+
+
+def _endpoints(session: Session, accounts: Iterable[str]) -> dict[str, list[WebhookEndpoint]]:
+    """Endpoints that receive new events: enabled, or paused by failures (kept, not lost)."""
+    out: dict[str, list[WebhookEndpoint]] = {}
+    if not accounts:
+        return out
+    rows = session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.account_id.in_(list(accounts)),
+            WebhookEndpoint.kind == ENDPOINT,
+            or_(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.disabled_by == "failures"),
+        )
+    )
+    for e in rows:
+        out.setdefault(e.account_id, []).append(e)
+    return out
+
+
+def _callback_endpoints(session: Session, accounts: set[str]) -> dict[str, WebhookEndpoint]:
+    """The per-account signer of per-call callback URLs, created on first need."""
+    out: dict[str, WebhookEndpoint] = {}
+    if not accounts:
+        return out
+    for e in session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.account_id.in_(list(accounts)), WebhookEndpoint.kind == CALLBACK
+        )
+    ):
+        out.setdefault(e.account_id, e)
+    for account_id in accounts - set(out):
+        out[account_id] = callback_endpoint(session, account_id)
+    return out
+
+
+def callback_endpoint(session: Session, account_id: str) -> WebhookEndpoint:
+    """The account's callback signer (one per account), created if missing."""
+    found = session.scalar(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.account_id == account_id, WebhookEndpoint.kind == CALLBACK
+        )
+    )
+    if found is not None:
+        return found
+    endpoint = WebhookEndpoint(
+        id=new_id("wh"),
+        account_id=account_id,
+        kind=CALLBACK,
+        url=None,
+        description="per-call callback URLs",
+        events=[],
+        enabled=True,
+        consecutive_failures=0,
+        secret=new_secret(),
+    )
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def _cursors(
+    session: Session, call_ids: list[str], accounts: dict[str, str]
+) -> dict[str, WebhookCallCursor]:
+    """Each call's cursor, created if new, locked against a concurrent writer."""
+    table = WebhookCallCursor.__table__
+    rows = [
+        {
+            "call_id": i,
+            "account_id": accounts[i],
+            "next_sequence": 1,
+            "legs": {},
+            "completed": False,
+            "updated_at": utcnow(),
+        }
+        for i in call_ids
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(table).values(rows).on_conflict_do_nothing(index_elements=["call_id"]))
+    stmt = select(WebhookCallCursor).where(WebhookCallCursor.call_id.in_(call_ids))
+    if dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    return {c.call_id: c for c in session.scalars(stmt.execution_options(populate_existing=True))}
+
+
+def _emit(
+    session: Session,
+    cursor: WebhookCallCursor,
+    meta: Any,
+    record: dict[str, Any],
+    final: bool,
+    targets: list[tuple[str, str, list[str]]],
+    now: datetime,
+) -> int:
+    progress = Progress(cursor.next_sequence, dict(cursor.legs or {}), cursor.completed)
+    completed = None
+    first = progress.next_sequence == 1
+    call = session.get(Call, meta.id) if final or first else None
+    if final and call is not None:
+        completed = call_document(call)
+    new = pending_events(
+        progress,
+        record,
+        final=final,
+        initiated=_initiated(meta.id, record, call),
+        completed=completed,
+        now=now,
+    )
+    if not new:
+        return 0
+    queued = 0
+    for ev in new:
+        seq = progress.next_sequence
+        progress.next_sequence += 1
+        event_id = new_id("msg")
+        session.add(
+            WebhookEvent(
+                id=event_id,
+                account_id=meta.account_id,
+                call_id=meta.id,
+                sequence=seq,
+                type=ev.type,
+                body=envelope(ev, seq),
+                created_at=now,
+            )
+        )
+        for endpoint_id, url, events in targets:
+            if not subscribed(events, ev.type):
+                continue
+            session.add(
+                WebhookDelivery(
+                    account_id=meta.account_id,
+                    endpoint_id=endpoint_id,
+                    event_id=event_id,
+                    url=url,
+                    call_id=meta.id,
+                    sequence=seq,
+                    event_type=ev.type,
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            queued += 1
+    cursor.next_sequence = progress.next_sequence
+    cursor.legs = progress.legs
+    cursor.completed = progress.completed
+    cursor.updated_at = now
+    session.flush()
+    return queued
+
+
+def _initiated(call_id: str, record: dict[str, Any], call: Call | None) -> dict[str, Any]:
+    """`call.initiated` data: who is called, from which number, with the client's data."""
+    data: dict[str, Any] = {
+        "id": call_id,
+        "service": record.get("service"),
+        "number": record.get("number"),
+        "from": record.get("from"),
+        "to": record.get("to"),
+        "started_at": record.get("started_at"),
+    }
+    if call is not None:
+        data.update(
+            service=call.service,
+            number=call.number,
+            **{"from": list(call.from_numbers), "to": list(call.to_numbers)},
+            started_at=call.started_at.isoformat(),
+            custom_data=call.custom_data,
+        )
+    return data
+
+
+# ------------------------------------------------------------------ reconciliation
+class _Final:
+    __slots__ = ("call_id", "final", "record")
+
+    def __init__(self, call_id: str, record: dict[str, Any]) -> None:
+        self.call_id = call_id
+        self.record = record
+        self.final = True
+
+
+def reconcile(database: Any, batch: int = 200) -> int:
+    """Write the missing events of completed calls (e.g. ended by crash recovery).
+
+    Looks at calls completed within RECONCILE_WINDOW whose cursor is missing or not
+    completed, for accounts that have an endpoint or calls with a callback URL.
+    Returns how many calls were completed here.
+    """
+    since = utcnow() - RECONCILE_WINDOW
+    with database.session() as session:
+        with_endpoints = select(WebhookEndpoint.account_id).where(WebhookEndpoint.kind == ENDPOINT)
+        rows = session.execute(
+            select(Call.id)
+            .outerjoin(WebhookCallCursor, WebhookCallCursor.call_id == Call.id)
+            .where(
+                Call.state == COMPLETED,
+                Call.updated_at >= since,
+                or_(Call.callback_url.is_not(None), Call.account_id.in_(with_endpoints)),
+                or_(WebhookCallCursor.call_id.is_(None), WebhookCallCursor.completed.is_(False)),
+            )
+            .order_by(Call.id)
+        ).all()
+    ids = [r.id for r in rows]
+    done = 0
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        with database.session() as session:
+            records = session.execute(select(Call.id, Call.record).where(Call.id.in_(chunk)))
+            writes = [_Final(r.id, dict(r.record or {})) for r in records]
+            on_call_writes(session, writes)
+            done += len(writes)
+    return done
+
+
+__all__ = ["add_waker", "on_call_writes", "reconcile", "remove_waker"]
