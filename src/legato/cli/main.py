@@ -28,3 +28,4 @@ from legato.cli import numbers as _numbers  # noqa: E402,F401
 from legato.cli import serve as _serve  # noqa: E402,F401
 from legato.cli import simulate as _simulate  # noqa: E402,F401
 from legato.cli import statuses as _statuses  # noqa: E402,F401
+from legato.cli import webhooks as _webhooks  # noqa: E402,F401
