@@ -342,3 +342,27 @@ def test_async_unreachable_redis(unreachable: redis.Redis) -> None:
             await client.aclose()
 
     asyncio.run(run())
+
+
+def test_a_leaked_call_is_refreshed_only_up_to_max_hold(client: redis.Redis, prefix: str) -> None:
+    """A handler that crashed without releasing must not hold a line forever through the
+    node's heartbeat; calls still within their maximum hold keep being refreshed."""
+    lines = RedisLineCounter(client, prefix=prefix, lease_seconds=0.3, max_hold_seconds=1.0)
+    began = time.monotonic()
+    assert lines.acquire(NUMBER, 1, "leaked")
+    time.sleep(0.6)
+    assert lines.acquire(OTHER, 1, "fresh")
+    lost: list[str] = []
+    while time.monotonic() - began < 1.3:  # the node's heartbeat
+        lost += lines.refresh_all()
+        time.sleep(0.1)
+    assert lost == ["leaked"]
+    assert lines.in_use(OTHER) == 1
+    time.sleep(0.4)
+    assert lines.in_use(NUMBER) == 0, "the leaked call's lease ran out"
+    assert not lines.refresh("leaked")
+
+
+def test_max_hold_must_be_positive(client: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="max_hold_seconds"):
+        RedisLineCounter(client, max_hold_seconds=0)

@@ -14,7 +14,9 @@ so it runs unchanged on Redis Cluster. Needs Redis >= 5 (effects replication of 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from typing import Any, Literal
 
 import redis
@@ -99,11 +101,79 @@ def _limit_arg(limit: int | None) -> int:
     return -1 if limit is None else limit
 
 
-class RedisLineCounter:
+class _Holdings:
+    """The calls this node holds lines for, so it refreshes its own leases and no others.
+
+    A call is refreshed for at most ``max_hold_seconds`` after it took its line: a call
+    handler that crashed without releasing must not keep a line alive forever through
+    the node's heartbeat. Thread-safe (the sync counter is shared by handler threads).
+    """
+
+    def __init__(self, max_hold_seconds: float | None) -> None:
+        if max_hold_seconds is not None and not max_hold_seconds > 0:
+            raise ValueError(f"max_hold_seconds must be > 0 or None, not {max_hold_seconds!r}")
+        self._max_hold = max_hold_seconds
+        self._calls: dict[str, tuple[str, float]] = {}  # call id -> (number, refresh until)
+        self._lock = threading.Lock()
+
+    def add(self, call_id: str, number: str) -> None:
+        until = math.inf if self._max_hold is None else time.monotonic() + self._max_hold
+        with self._lock:
+            self._calls[call_id] = (number, until)
+
+    def drop(self, call_id: str, number: str | None = None) -> None:
+        with self._lock:
+            held = self._calls.get(call_id)
+            if held is not None and (number is None or held[0] == number):
+                del self._calls[call_id]
+
+    def refreshable(self, only: str | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+        """(call id, number) of the calls to refresh, and the calls past their maximum
+        hold, which are forgotten here so that their leases run out."""
+        now = time.monotonic()
+        keep: list[tuple[str, str]] = []
+        overdue: list[str] = []
+        with self._lock:
+            if only is None:
+                items = list(self._calls.items())
+            else:
+                items = [(only, self._calls[only])] if only in self._calls else []
+            for call_id, (number, until) in items:
+                if now < until:
+                    keep.append((call_id, number))
+                else:
+                    overdue.append(call_id)
+                    del self._calls[call_id]
+        for call_id in overdue:
+            log.warning("call %s held a line past max_hold_seconds: no longer refreshed", call_id)
+        return keep, overdue
+
+
+class _Config:
+    """What the sync and asyncio counters share: keys, script texts, lease, policies."""
+
+    def __init__(
+        self,
+        prefix: str,
+        lease_seconds: float,
+        when_unavailable: WhenUnavailable,
+        max_hold_seconds: float | None,
+    ) -> None:
+        self._prefix = prefix
+        self._lease_ms = _lease_ms(lease_seconds)
+        self._when = _check_when(when_unavailable)
+        self._holdings = _Holdings(max_hold_seconds)
+
+    def key(self, number: str) -> str:
+        """The sorted set holding ``number``'s leases."""
+        return f"{self._prefix}lines:{number}"
+
+
+class RedisLineCounter(_Config):
     """A :class:`~legato.core.policy.lines.LineCounter` shared by every node on one Redis.
 
-    The counter remembers which calls it holds, so a node can refresh all of its own
-    leases at once and never touches the leases of other nodes.
+    ``max_hold_seconds`` (default 4 h, above the 1 h default ``max_duration`` plus
+    ringing) caps how long a call's lease is refreshed.
     """
 
     def __init__(
@@ -113,78 +183,60 @@ class RedisLineCounter:
         prefix: str = "legato:",
         lease_seconds: float = 90.0,
         when_unavailable: WhenUnavailable = "raise",
+        max_hold_seconds: float | None = 4 * 3600.0,
     ) -> None:
+        super().__init__(prefix, lease_seconds, when_unavailable, max_hold_seconds)
         self._client = client
-        self._when = _check_when(when_unavailable)
-        self._prefix = prefix
-        self._lease_ms = _lease_ms(lease_seconds)
         self._acquire = client.register_script(ACQUIRE)
         self._refresh = client.register_script(REFRESH)
         self._in_use = client.register_script(IN_USE)
-        self._held: dict[str, str] = {}  # call id -> number, for refresh
-        self._lock = threading.Lock()
-
-    def key(self, number: str) -> str:
-        return f"{self._prefix}lines:{number}"
 
     def acquire(self, number: str, limit: int | None, call_id: str) -> bool:
-        limit_arg = _limit_arg(limit)
-        args: list[int | str] = [limit_arg, call_id, self._lease_ms]
+        args: list[int | str] = [_limit_arg(limit), call_id, self._lease_ms]
         try:
             taken = bool(self._acquire(keys=[self.key(number)], args=args))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             return _unavailable(self._when, number, call_id, exc)
         if taken:
-            with self._lock:
-                self._held[call_id] = number
+            self._holdings.add(call_id, number)
         return taken
 
     def release(self, number: str, call_id: str) -> None:
         """Never raises: release runs in ``finally`` blocks. If Redis is unreachable the
         call is forgotten here, so its lease is no longer refreshed and runs out."""
-        with self._lock:
-            if self._held.get(call_id) == number:
-                del self._held[call_id]
+        self._holdings.drop(call_id, number)
         try:
             self._client.zrem(self.key(number), call_id)
         except redis.RedisError as exc:
-            log.warning("lines for %s: release of %s failed (%s); its lease will expire",
-                        number, call_id, exc)  # fmt: skip
+            _release_failed(number, call_id, exc)
 
     def in_use(self, number: str) -> int:
         return int(self._in_use(keys=[self.key(number)]))
 
     def refresh(self, call_id: str) -> bool:
-        """Extend the lease of a call this counter holds; False if it holds none or the
-        lease had already expired (the line may be taken by another call by now)."""
-        with self._lock:
-            number = self._held.get(call_id)
-        if number is None:
-            return False
-        kept = bool(self._refresh(keys=[self.key(number)], args=[call_id, self._lease_ms]))
-        if not kept:
-            with self._lock:
-                self._held.pop(call_id, None)
-        return kept
+        """Extend the lease of a call this counter holds; False if it holds none, is past
+        its maximum hold, or the lease had already expired (the line may be another
+        call's by now)."""
+        return call_id not in self._refresh_calls(call_id)
 
     def refresh_all(self) -> list[str]:
         """Extend every lease this counter holds in one round trip; returns the lost ones."""
-        with self._lock:
-            held = list(self._held.items())
-        if not held:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        for call_id, number in held:
-            self._refresh(keys=[self.key(number)], args=[call_id, self._lease_ms], client=pipe)
-        results: list[Any] = pipe.execute()
-        lost = [call_id for (call_id, _), ok in zip(held, results, strict=True) if not ok]
-        with self._lock:
-            for call_id in lost:
-                self._held.pop(call_id, None)
+        return self._refresh_calls(None)
+
+    def _refresh_calls(self, only: str | None) -> list[str]:
+        held, lost = self._holdings.refreshable(only)
+        if only is not None and not held and not lost:
+            return [only]  # not held at all
+        if held:
+            pipe = self._client.pipeline(transaction=False)
+            for call_id, number in held:
+                self._refresh(keys=[self.key(number)], args=[call_id, self._lease_ms], client=pipe)
+            results: list[Any] = pipe.execute()
+            lost += _expired(held, results, self._holdings)
         return lost
 
 
-class AsyncRedisLineCounter:
+class AsyncRedisLineCounter(_Config):
     """The same counter for asyncio drivers (the SIP B2BUA), on ``redis.asyncio``."""
 
     def __init__(
@@ -194,68 +246,66 @@ class AsyncRedisLineCounter:
         prefix: str = "legato:",
         lease_seconds: float = 90.0,
         when_unavailable: WhenUnavailable = "raise",
+        max_hold_seconds: float | None = 4 * 3600.0,
     ) -> None:
+        super().__init__(prefix, lease_seconds, when_unavailable, max_hold_seconds)
         self._client = client
-        self._when = _check_when(when_unavailable)
-        self._prefix = prefix
-        self._lease_ms = _lease_ms(lease_seconds)
         self._acquire = client.register_script(ACQUIRE)
         self._refresh = client.register_script(REFRESH)
         self._in_use = client.register_script(IN_USE)
-        self._held: dict[str, str] = {}  # one event loop: no lock needed
-
-    def key(self, number: str) -> str:
-        return f"{self._prefix}lines:{number}"
 
     async def acquire(self, number: str, limit: int | None, call_id: str) -> bool:
-        limit_arg = _limit_arg(limit)
+        args: list[int | str] = [_limit_arg(limit), call_id, self._lease_ms]
         try:
-            taken = bool(
-                await self._acquire(
-                    keys=[self.key(number)], args=[limit_arg, call_id, self._lease_ms]
-                )
-            )
+            taken = bool(await self._acquire(keys=[self.key(number)], args=args))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             return _unavailable(self._when, number, call_id, exc)
         if taken:
-            self._held[call_id] = number
+            self._holdings.add(call_id, number)
         return taken
 
     async def release(self, number: str, call_id: str) -> None:
         """Never raises (see :meth:`RedisLineCounter.release`)."""
-        if self._held.get(call_id) == number:
-            del self._held[call_id]
+        self._holdings.drop(call_id, number)
         try:
             await self._client.zrem(self.key(number), call_id)
         except redis.RedisError as exc:
-            log.warning("lines for %s: release of %s failed (%s); its lease will expire",
-                        number, call_id, exc)  # fmt: skip
+            _release_failed(number, call_id, exc)
 
     async def in_use(self, number: str) -> int:
         return int(await self._in_use(keys=[self.key(number)]))
 
     async def refresh(self, call_id: str) -> bool:
-        """Extend one held lease; False if not held or already expired."""
-        number = self._held.get(call_id)
-        if number is None:
-            return False
-        kept = bool(await self._refresh(keys=[self.key(number)], args=[call_id, self._lease_ms]))
-        if not kept:
-            self._held.pop(call_id, None)
-        return kept
+        """See :meth:`RedisLineCounter.refresh`."""
+        return call_id not in await self._refresh_calls(call_id)
 
     async def refresh_all(self) -> list[str]:
         """Extend every held lease in one round trip; returns the lost ones."""
-        held = list(self._held.items())
-        if not held:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        for call_id, number in held:
-            await self._refresh(
-                keys=[self.key(number)], args=[call_id, self._lease_ms], client=pipe
-            )
-        results: list[Any] = await pipe.execute()
-        lost = [call_id for (call_id, _), ok in zip(held, results, strict=True) if not ok]
-        for call_id in lost:
-            self._held.pop(call_id, None)
+        return await self._refresh_calls(None)
+
+    async def _refresh_calls(self, only: str | None) -> list[str]:
+        held, lost = self._holdings.refreshable(only)
+        if only is not None and not held and not lost:
+            return [only]
+        if held:
+            pipe = self._client.pipeline(transaction=False)
+            for call_id, number in held:
+                await self._refresh(
+                    keys=[self.key(number)], args=[call_id, self._lease_ms], client=pipe
+                )
+            results: list[Any] = await pipe.execute()
+            lost += _expired(held, results, self._holdings)
         return lost
+
+
+def _expired(held: list[tuple[str, str]], results: list[Any], holdings: _Holdings) -> list[str]:
+    """The calls whose lease Redis no longer had; they are forgotten."""
+    lost = [call_id for (call_id, _), ok in zip(held, results, strict=True) if not ok]
+    for call_id in lost:
+        holdings.drop(call_id)
+    return lost
+
+
+def _release_failed(number: str, call_id: str, exc: Exception) -> None:
+    log.warning("lines for %s: release of %s failed (%s); its lease will expire",
+                number, call_id, exc)  # fmt: skip
