@@ -60,11 +60,19 @@ _X = Outcome.CANCELLED
 #: The SIP final responses DESIGN section 3 names explicitly.
 SIP_OUTCOMES: dict[int, Outcome] = {
     403: _F,  # a network refusing the call is not the callee being busy
-    404: _U, 410: _U, 484: _U, 502: _U,
-    408: _N, 480: _N,  # as on most switches
-    486: _B, 600: _B, 603: _B,
+    404: _U,
+    410: _U,
+    484: _U,
+    502: _U,
+    408: _N,
+    480: _N,  # as on most switches
+    486: _B,
+    600: _B,
+    603: _B,
     487: _X,  # the answer to our CANCEL
-    500: _C, 503: _C, 504: _C,
+    500: _C,
+    503: _C,
+    504: _C,
     604: _U,
     606: _F,
 }
@@ -74,12 +82,22 @@ CLASS_OUTCOMES: dict[int, Outcome] = {2: _A, 3: _F, 4: _F, 5: _C, 6: _B}
 
 #: The Q.850 causes DESIGN section 3 names; every other cause is FAILED.
 CAUSE_OUTCOMES: dict[int, Outcome] = {
-    17: _B, 21: _B,
-    18: _N, 19: _N,
-    1: _U, 3: _U, 22: _U, 27: _U, 28: _U,
-    34: _C, 38: _C, 41: _C, 42: _C,
+    17: _B,
+    21: _B,
+    18: _N,
+    19: _N,
+    1: _U,
+    3: _U,
+    22: _U,
+    27: _U,
+    28: _U,
+    34: _C,
+    38: _C,
+    41: _C,
+    42: _C,
     20: _F,  # subscriber absent: "not reachable, switched off"
-    16: _X, 127: _X,  # a clearing we caused, when a cause arrives alone
+    16: _X,
+    127: _X,  # a clearing we caused, when a cause arrives alone
 }
 
 #: Causes that say nothing about why a call failed (normal clearing; interworking,
@@ -139,8 +157,7 @@ def _check_code(sip_code: int) -> None:
         )
     if not _FIRST_CODE <= sip_code <= _LAST_CODE:
         raise ValueError(
-            f"sip_code: must be a SIP status code 100..699 (RFC 3261 Status-Code), "
-            f"got {sip_code}"
+            f"sip_code: must be a SIP status code 100..699 (RFC 3261 Status-Code), got {sip_code}"
         )
 
 
@@ -329,3 +346,16 @@ def format_reason_header(cause: int) -> str:
         return f"Q.850;cause={cause}"
     text = name.replace("\\", "\\\\").replace('"', '\\"')
     return f'Q.850;cause={cause};text="{text}"'
+
+
+#: Provisional responses that mean the far end is alerting (PDD ends at the first of them).
+RINGING_CODES = frozenset({180, 183})
+
+
+def is_ringing(sip_code: int) -> bool:
+    """Whether a provisional response says the callee is being alerted (180/183)."""
+    return sip_code in RINGING_CODES
+
+
+#: The facts of an answered leg: 200 OK, Q.850 16 (normal clearing) at the end.
+ANSWERED_200 = classify_response(200)

@@ -14,7 +14,7 @@ from typing import Any
 
 from legato.core.admission import CallRequest, Policy, Verdict, admit
 from legato.core.catalogue import Service, Status
-from legato.core.causes import classify_response
+from legato.core.causes import ANSWERED_200, classify_response, is_ringing
 from legato.core.config import NumberConfig
 from legato.core.events import (
     Cancel,
@@ -71,7 +71,19 @@ class CallSpec:
 
 
 _ANSWERED, _CANCELLED, _FAILED, _NOANSWER = (
-    Outcome.ANSWERED, Outcome.CANCELLED, Outcome.FAILED, Outcome.NOANSWER)
+    Outcome.ANSWERED,
+    Outcome.CANCELLED,
+    Outcome.FAILED,
+    Outcome.NOANSWER,
+)
+
+
+def set_answered(rec: LegRecord, now: float) -> None:
+    """Record that a leg answered: 200 OK, Q.850 16 at the end (from the cause map)."""
+    ok = ANSWERED_200
+    rec.outcome, rec.sip_code, rec.sip_reason = ok.outcome, ok.sip_code, ok.sip_reason
+    rec.q850_cause, rec.q850_derived, rec.answered_at = ok.q850_cause, ok.q850_derived, now
+
 
 # Leg states
 RINGING, ANSWERED, CANCELLING, ENDED = 0, 1, 2, 3
@@ -95,8 +107,9 @@ class DialGroup:
 
     __slots__ = ("attempts", "leg", "numbers", "outcome", "parallel", "ring_timeout", "role")
 
-    def __init__(self, numbers: list[str], parallel: bool, ring_timeout: float, role: str,
-                 leg: int) -> None:
+    def __init__(
+        self, numbers: list[str], parallel: bool, ring_timeout: float, role: str, leg: int
+    ) -> None:
         self.numbers = numbers
         self.parallel = parallel
         self.ring_timeout = ring_timeout
@@ -135,8 +148,13 @@ class Call:
         self.commands: list[Command] = []
         self.finished = False
         self.record = CallRecord(
-            id=spec.id, service=spec.service, number=spec.number, started_at=spec.started_at,
-            t0=now, from_numbers=spec.leg1, to_numbers=spec.leg2,
+            id=spec.id,
+            service=spec.service,
+            number=spec.number,
+            started_at=spec.started_at,
+            t0=now,
+            from_numbers=spec.leg1,
+            to_numbers=spec.leg2,
         )
         self.legs: list[Leg] = []
         self._timers: dict[object, float] = {}
@@ -190,8 +208,9 @@ class Call:
     def _dial(self, group: DialGroup, number: str, now: float) -> Leg:
         attempts = self._attempts
         attempts[group.leg] += 1
-        rec = LegRecord(group.leg, attempts[group.leg], group.role, number, "outbound",
-                        dialed_at=now)
+        rec = LegRecord(
+            group.leg, attempts[group.leg], group.role, number, "outbound", dialed_at=now
+        )
         leg = self._new_leg(f"leg{group.leg}", rec)
         group.attempts.append(leg)
         self.commands.append(Dial(leg.id, number, self.spec.number))
@@ -204,7 +223,7 @@ class Call:
         if leg.state != RINGING:
             return
         leg.provisional = True
-        if event.sip_code in (180, 183) and leg.rec.ringing_at is None:
+        if is_ringing(event.sip_code) and leg.rec.ringing_at is None:
             leg.rec.ringing_at = now
             self._event(now, "ringing", leg.rec, sip_code=event.sip_code)
 
@@ -217,10 +236,8 @@ class Call:
             return
         self._timers.pop(("ring", leg.id), None)
         leg.state = ANSWERED
-        rec = leg.rec
-        rec.outcome, rec.sip_code, rec.sip_reason = _ANSWERED, 200, "OK"
-        rec.q850_cause, rec.q850_derived, rec.answered_at = 16, True, now
-        self._event(now, "answered", rec)
+        set_answered(leg.rec, now)
+        self._event(now, "answered", leg.rec)
         self._mark_answer(now)
         self._on_answered(leg, now)
 
@@ -312,21 +329,28 @@ class Call:
     # ---------------------------------------------------------------- admission
     def _admit(self, now: float) -> Verdict:
         spec = self.spec
-        request = CallRequest(spec.service, spec.number, spec.leg1, spec.leg2, spec.category,
-                              spec.transactional)
+        request = CallRequest(
+            spec.service, spec.number, spec.leg1, spec.leg2, spec.category, spec.transactional
+        )
         verdict = admit(spec.policy, request, spec.started_at, spec.lines_in_use)
         self.verdict = verdict
         self.record.admission = AdmissionRecord(
             verdict="admit" if verdict.status is None else verdict.status.value,
-            rule=verdict.rule, detail=verdict.detail,
+            rule=verdict.rule,
+            detail=verdict.detail,
             dropped=tuple(d.as_dict() for d in verdict.dropped),
         )
         self._event(now, "admission", None, verdict=self.record.admission.verdict)
         return verdict
 
     # ------------------------------------------------------------------ the end
-    def _finish(self, now: float, ended_by: str, cut: Outcome | None = Outcome.CANCELLED,
-                reject: tuple[int, int] | None = None) -> None:
+    def _finish(
+        self,
+        now: float,
+        ended_by: str,
+        cut: Outcome | None = Outcome.CANCELLED,
+        reject: tuple[int, int] | None = None,
+    ) -> None:
         """End the whole call: hang up answered legs, cancel ringing ones, resolve the status.
 
         ``cut`` is the outcome of legs still ringing: CANCELLED when a side hung up, None
@@ -335,8 +359,9 @@ class Call:
         if self.finished:
             return
         if self._cancelling:  # keep waiting for the final responses of cancelled legs
-            self._timers = {k: v for k, v in self._timers.items()
-                            if isinstance(k, tuple) and k[0] == "settle"}
+            self._timers = {
+                k: v for k, v in self._timers.items() if isinstance(k, tuple) and k[0] == "settle"
+            }
         else:
             self._timers.clear()
         for leg in self.legs:
@@ -364,8 +389,7 @@ class Call:
         self._close_leg(leg, now, "platform")
         self._event(now, "reject", rec, sip_code=code)
 
-    def _event(self, now: float, kind: str, rec: LegRecord | None = None,
-               **detail: object) -> None:
+    def _event(self, now: float, kind: str, rec: LegRecord | None = None, **detail: object) -> None:
         self.record.timeline.append((now, kind, rec, detail))
 
     # --------------------------------------------------------- service hooks
@@ -392,7 +416,6 @@ class Call:
 
     def _unanswered_reason(self) -> Status | Outcome:
         return Status.IVR
-
 
     def _facts(self, ended_by: str) -> CallFacts:
         raise NotImplementedError

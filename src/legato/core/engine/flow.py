@@ -19,7 +19,15 @@ from legato.core.config import (
     PlayStep,
     Step,
 )
-from legato.core.engine.base import ANSWERED, RINGING, Call, CallSpec, DialGroup, Leg
+from legato.core.engine.base import (
+    ANSWERED,
+    RINGING,
+    Call,
+    CallSpec,
+    DialGroup,
+    Leg,
+    set_answered,
+)
 from legato.core.events import Answer, Bridge, Gather, Play, StopPlay
 from legato.core.outcomes import Outcome
 
@@ -93,8 +101,9 @@ class FlowCall(Call):
                 self._plays += 1
                 self._playing = self._plays
                 p = step.play
-                self.commands.append(Play(self._caller().id, self._plays, p.prompt, p.text,
-                                          p.seconds))
+                self.commands.append(
+                    Play(self._caller().id, self._plays, p.prompt, p.text, p.seconds)
+                )
                 self._event(now, "play", self._caller().rec, prompt=p.prompt or p.text)
                 return
             elif isinstance(step, GatherStep):
@@ -130,9 +139,7 @@ class FlowCall(Call):
     def _answer_caller(self, caller: Leg, now: float) -> None:
         self.commands.append(Answer(caller.id))
         caller.state = ANSWERED
-        rec = caller.rec
-        rec.outcome, rec.sip_code, rec.sip_reason = Outcome.ANSWERED, 200, "OK"
-        rec.q850_cause, rec.q850_derived, rec.answered_at = 16, True, now
+        set_answered(caller.rec, now)
         self._mark_answer(now)
 
     # ------------------------------------------------------------------ gather
@@ -142,8 +149,9 @@ class FlowCall(Call):
         self._gathers += 1
         self._gather = _GatherState(args, self._plays)
         p = args.prompt
-        self.commands.append(Gather(self._caller().id, self._plays, self._gathers, p.prompt,
-                                    p.text, p.seconds))
+        self.commands.append(
+            Gather(self._caller().id, self._plays, self._gathers, p.prompt, p.text, p.seconds)
+        )
         self._event(now, "gather", self._caller().rec, prompt=p.prompt or p.text)
 
     def _on_digits(self, leg: Leg, digits: str, now: float) -> None:
@@ -168,8 +176,13 @@ class FlowCall(Call):
         self._gather = None
         self._timers.pop("gather", None)
         branch = g.args.branches.get(g.digits)
-        self._event(now, "digits", self._caller().rec, digits=g.digits,
-                    branch=g.digits if branch is not None else "default")
+        self._event(
+            now,
+            "digits",
+            self._caller().rec,
+            digits=g.digits,
+            branch=g.digits if branch is not None else "default",
+        )
         self._stack.append((branch if branch is not None else g.args.default, 0))
         self._run(now)
 
@@ -201,8 +214,7 @@ class FlowCall(Call):
                 why = permitted(self.spec.policy, number)
                 if why is not None:
                     numbers.remove(number)
-                    self._event(now, "skipped", None, number=number, rule=why[0],
-                                detail=why[1])
+                    self._event(now, "skipped", None, number=number, rule=why[0], detail=why[1])
         ring_timeout = args.ring_timeout or self.config.ring_timeout
         group = DialGroup(numbers, args.strategy == "parallel", ring_timeout, "agent", 2)
         if not numbers:
