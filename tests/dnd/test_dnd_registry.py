@@ -134,3 +134,14 @@ def test_large_import_round_trips(registry: DndRegistry, tmp_path: Path) -> None
     assert np.array_equal(index.keys >> 8, numbers)
     assert registry.mask(f"+{numbers[-1]}") == FULLY_BLOCKED
     assert registry.mask(f"+{numbers[-1] + 1}") is None
+
+
+def test_in_memory_sqlite_registry(tmp_path: Path) -> None:
+    """`sqlite://` lives on one connection; lookups must use it rather than a new one."""
+    registry = DndRegistry("sqlite://")
+    with pytest.raises(NoRegistry):
+        registry.mask("+919811000001")
+    registry.import_file(write_lines(tmp_path / "v1.csv", ["+919811000001,6"]))
+    assert registry.is_dnd("+919811000001", 6) and not registry.is_dnd("+919811000001", 5)
+    assert registry.lookup("+919811000002") == (None, 1)
+    registry.close()

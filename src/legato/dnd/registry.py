@@ -127,6 +127,9 @@ class DndRegistry:
         self._local = threading.local()
         self._dbapi_error: type[Exception] = self.engine.dialect.dbapi.Error  # type: ignore[union-attr]
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._in_memory = self.engine.dialect.name == "sqlite" and (
+            self.engine.url.database in (None, "", ":memory:")
+        )
         self._mask_sql = f"SELECT categories FROM {CURRENT_VIEW} WHERE number = {mark}"
         self._lookup_sql = (
             f"SELECT v.version, (SELECT c.categories FROM {CURRENT_VIEW} c "
@@ -184,7 +187,18 @@ class DndRegistry:
 
         The hot path skips SQLAlchemy's per-call checkout and statement handling (about
         4x faster); autocommit keeps no snapshot open that would stall the next switch.
+        An in-memory SQLite database exists only on the pool's one connection, so there
+        the query goes through the pool.
         """
+        if self._in_memory:
+            self.ensure_schema()
+            with self.engine.connect() as shared:
+                try:
+                    return tuple(shared.exec_driver_sql(sql, (digits,)).first() or ()) or None
+                except DBAPIError as exc:
+                    raise NoRegistry(
+                        "no DND registry imported yet: run `legato dnd import FILE`"
+                    ) from exc
         for attempt in range(2):
             conn = self._lookup_connection()
             try:
