@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from legato.sip import events as ev
+from legato.sip.transaction import TimerConfig
 from legato.sip.transport import SipTransport, run
 from legato.sip.ua import UAConfig
 
@@ -208,3 +209,40 @@ def test_sipp_uac_through_our_bridge_to_sipp_uas(tmp_path: Path) -> None:
     assert uas_code == 0, uas_out
     assert bridge.bridged == calls and bridge.ended == 2 * calls
     assert legs == 0
+
+
+def test_sipp_uac_with_packet_loss_still_completes(tmp_path: Path) -> None:
+    """SIPp drops 10% of the messages it sends and receives (`-lost 10`): retransmissions
+    on both sides must still complete every call, and our agent must end up with no call
+    state (a call whose ACK and BYE were both lost is ended by our ACK timeout)."""
+    calls = 40
+    fast = TimerConfig(t1=0.1, t2=0.8, t4=1.0)
+
+    async def main() -> tuple[int, str, Uas, int, int]:
+        uas = Uas()
+        ended_local = 0
+
+        def handle(event: ev.Event) -> None:
+            nonlocal ended_local
+            if isinstance(event, ev.Ended) and event.by == "local":
+                ended_local += 1
+            uas.handle(event)
+
+        uas.transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0), timers=fast),
+                                                    handle)
+        code, output = await sipp(
+            tmp_path, "-sn", "uac", f"127.0.0.1:{uas.transport.local[1]}", "-i", "127.0.0.1",
+            "-p", str(free_port()), "-m", str(calls), "-r", "20", "-d", "200", "-lost", "10",
+        )
+        for _ in range(80):  # 64*T1 = 6.4 s at most for the ACK timeouts
+            if uas.transport.ua.active_legs == 0:
+                break
+            await asyncio.sleep(0.1)
+        legs = uas.transport.ua.active_legs
+        await uas.transport.close()
+        return code, output, uas, legs, ended_local
+
+    code, output, uas, legs, ended_local = run(main())
+    assert code == 0, output
+    assert uas.incoming == calls and legs == 0
+    assert uas.ended_by_remote + ended_local == calls

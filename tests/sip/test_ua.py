@@ -475,3 +475,28 @@ def test_memory_per_held_call_is_bounded() -> None:
         tracemalloc.stop()
     assert ua(net, A).active_legs == ua(net, B).active_legs == calls
     assert per_call < 6000, f"{per_call:.0f} bytes per call (both legs)"
+
+
+def test_late_bye_after_the_call_ended_gets_200_then_481_after_64_t1(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    captured: list[bytes] = []
+
+    def keep_byes(src: object, dst: object, data: bytes) -> bool:
+        if data.startswith(b"BYE"):
+            captured.append(data)
+        return False
+
+    net.drop = keep_byes
+    ua(net, A).bye(a_leg, net.now)
+    net.advance(0.1)
+    assert [type(e) for e in net.take(B)] == [ev.Ended]
+    late = captured[0].replace(b"z9hG4bK", b"z9hG4bKlate")  # a new transaction, same dialog
+    ua(net, B).receive_datagram(late, A, net.now)
+    ((data, _),) = ua(net, B).datagrams_to_send(net.now)
+    assert parse_message(data).status == 200  # type: ignore[union-attr]
+    net.advance(33)
+    ua(net, B).receive_datagram(late.replace(b"z9hG4bKlate", b"z9hG4bKlater"), A, net.now)
+    ((data, _),) = ua(net, B).datagrams_to_send(net.now)
+    assert parse_message(data).status == 481  # type: ignore[union-attr]

@@ -129,6 +129,9 @@ class UserAgent:
         self._dialogs: dict[tuple[str, str], int] = {}
         self._requests: dict[int, _ServerKey] = {}
         self._streams: dict[Addr, StreamParser] = {}
+        self._ended: dict[tuple[str, str], float] = {}  # recently ended dialogs -> expiry
+        self._ended_order: deque[tuple[float, tuple[str, str]]] = deque()
+        self._now = 0.0  # the latest `now` given, for bookkeeping without a clock
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4)
         host, port = config.local
@@ -171,6 +174,7 @@ class UserAgent:
 
     def transport_error(self, addr: Addr, now: float) -> None:
         """Sending to `addr` failed: its client transactions end as a 503 would."""
+        self._now = now
         for key, tx in list(self._client.items()):
             if tx.dest == addr and not tx.terminated:
                 tx.transport_error()
@@ -196,6 +200,7 @@ class UserAgent:
         return None
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         heap = self._heap
         while heap and heap[0][0] <= now:
             when, _, kind, key = heapq.heappop(heap)
@@ -316,6 +321,7 @@ class UserAgent:
             return False
         if leg.role != "uas":
             raise LocalProtocolError("respond() answers incoming calls only")
+        self._now = now
         key: _ServerKey = leg.invite_key  # type: ignore[assignment]
         tx = self._server.get(key)
         if tx is None or tx.final_sent:
@@ -494,6 +500,7 @@ class UserAgent:
     def _send_request(
         self, request: Request, dest: Addr, leg: int | None, now: float
     ) -> _ClientKey:
+        self._now = now
         branch = _branch_of(request)
         key = (branch, request.method)
         tx = ClientTransaction(
@@ -530,6 +537,7 @@ class UserAgent:
         self._out.append((data, addr))
 
     def _dispatch(self, message: Request | Response, addr: Addr, now: float) -> None:
+        self._now = now
         try:
             if isinstance(message, Response):
                 self._on_response(message, addr, now)
@@ -618,7 +626,9 @@ class UserAgent:
             leg_id = self._dialogs.get((request.call_id, to_tag))
             leg = self._legs.get(leg_id) if leg_id is not None else None
             if leg is None or leg.dialog is None:
-                self._answer(tx, key, 481, now)
+                ended_until = self._ended.get((request.call_id, to_tag), 0.0)
+                late = method == "BYE" and ended_until > now
+                self._answer(tx, key, 200 if late else 481, now)
                 return
             self._in_dialog(leg, tx, key, now)
             return
@@ -938,10 +948,22 @@ class UserAgent:
         self._push(leg.retrans_next, _LEG, leg.id)
 
     def _finish(self, leg: _Leg) -> None:
-        """The leg is over for the driver: forget it (transactions finish on their own)."""
+        """The leg is over for the driver: forget it (transactions finish on their own).
+        Its dialog id is remembered for 64*T1 so that a BYE crossing ours, or a late
+        retransmission of theirs, is answered 200 rather than 481."""
         leg.state = "terminated"
         self._legs.pop(leg.id, None)
-        self._dialogs.pop((leg.invite.call_id, leg.local_tag), None)
+        key = (leg.invite.call_id, leg.local_tag)
+        self._dialogs.pop(key, None)
+        if leg.dialog is not None and leg.dialog.state is DialogState.CONFIRMED:
+            expiry = self._now + 64 * self.config.timers.t1
+            self._ended[key] = expiry
+            self._ended_order.append((expiry, key))
+        ended, order = self._ended, self._ended_order
+        while order and order[0][0] <= self._now:
+            _, old = order.popleft()
+            if ended.get(old, 0.0) <= self._now:
+                ended.pop(old, None)
 
 
 # ------------------------------------------------------------------ helpers
