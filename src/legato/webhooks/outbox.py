@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import event, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from legato.webhooks.events import Progress, envelope, pending_events, subscribe
 from legato.webhooks.models import (
     CALLBACK,
     ENDPOINT,
+    PENDING,
     WebhookCallCursor,
     WebhookDelivery,
     WebhookEndpoint,
@@ -100,7 +101,8 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
         session, {calls[i].account_id for i in targeted if calls[i].callback_url}
     )
     now = utcnow()
-    queued = 0
+    events: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
     for w in writes:
         meta = calls.get(w.call_id)
         cursor = cursors.get(w.call_id)
@@ -109,9 +111,13 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
         targets = [(e.id, e.url or "", e.events) for e in endpoints.get(meta.account_id, [])]
         if meta.callback_url:
             targets.append((callback[meta.account_id].id, meta.callback_url, []))
-        queued += _emit(session, cursor, meta, w.record, w.final, targets, now)
-    if queued:
+        _emit(session, cursor, meta, w.record, w.final, targets, now, events, deliveries)
+    if events:  # events first: deliveries reference them
+        session.execute(insert(WebhookEvent), events)
+    if deliveries:
+        session.execute(insert(WebhookDelivery), deliveries)
         event.listen(session, "after_commit", _wake_all, once=True)
+    queued = len(deliveries)
     return queued
 
 
@@ -206,7 +212,10 @@ def _emit(
     final: bool,
     targets: list[tuple[str, str, list[str]]],
     now: datetime,
-) -> int:
+    events: list[dict[str, Any]],
+    deliveries: list[dict[str, Any]],
+) -> None:
+    """Append the call's new events and their deliveries; advance its cursor."""
     progress = Progress(cursor.next_sequence, dict(cursor.legs or {}), cursor.completed)
     completed = None
     first = progress.next_sequence == 1
@@ -222,49 +231,45 @@ def _emit(
         now=now,
     )
     if not new:
-        return 0
-    queued = 0
+        return
     for ev in new:
         seq = progress.next_sequence
         progress.next_sequence += 1
         event_id = new_id("msg")
-        session.add(
-            WebhookEvent(
-                id=event_id,
-                account_id=meta.account_id,
-                call_id=meta.id,
-                sequence=seq,
-                type=ev.type,
-                body=envelope(ev, seq),
-                created_at=now,
-            )
+        events.append(
+            {
+                "id": event_id,
+                "account_id": meta.account_id,
+                "call_id": meta.id,
+                "sequence": seq,
+                "type": ev.type,
+                "body": envelope(ev, seq),
+                "created_at": now,
+            }
         )
-        for endpoint_id, url, events in targets:
-            if not subscribed(events, ev.type):
+        for endpoint_id, url, subscribed_to in targets:
+            if not subscribed(subscribed_to, ev.type):
                 continue
-            session.add(
-                WebhookDelivery(
-                    account_id=meta.account_id,
-                    endpoint_id=endpoint_id,
-                    event_id=event_id,
-                    url=url,
-                    call_id=meta.id,
-                    sequence=seq,
-                    event_type=ev.type,
-                    state="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
+            deliveries.append(
+                {
+                    "account_id": meta.account_id,
+                    "endpoint_id": endpoint_id,
+                    "event_id": event_id,
+                    "url": url,
+                    "call_id": meta.id,
+                    "sequence": seq,
+                    "event_type": ev.type,
+                    "state": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
-            queued += 1
     cursor.next_sequence = progress.next_sequence
     cursor.legs = progress.legs
     cursor.completed = progress.completed
     cursor.updated_at = now
-    session.flush()
-    return queued
 
 
 def _initiated(call_id: str, record: dict[str, Any], call: Call | None) -> dict[str, Any]:

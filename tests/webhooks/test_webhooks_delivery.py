@@ -1,0 +1,288 @@
+"""The delivery worker against real HTTP receivers on loopback, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook
+
+from legato.store.db import Database
+from legato.webhooks import manage
+from legato.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+from .kit import FAST, add_call, calls_with_events, finish, new_account, running_worker, sim_record
+from .receiver import Behaviour, Receiver, free_port
+
+EVENTS_PER_CALL = 8  # initiated, 2 legs x (ringing, answered, ended), completed
+
+
+def endpoint(database: Database, account_id: str, url: str, **kw: object) -> tuple[str, str]:
+    with database.session() as s:
+        issued = manage.create_endpoint(s, account_id, url, **kw)  # type: ignore[arg-type]
+        return issued.endpoint.id, issued.secret
+
+
+def deliveries(database: Database, **where: object) -> list[WebhookDelivery]:
+    with database.session() as s:
+        stmt = select(WebhookDelivery).filter_by(**where).order_by(WebhookDelivery.id)
+        return list(s.scalars(stmt))
+
+
+def call_of(doc: dict) -> str:  # type: ignore[type-arg]
+    """Leg events carry `call_id`; call events are the call itself (`id`)."""
+    data = doc["data"]
+    return str(data["call_id"] if "call_id" in data else data["id"])
+
+
+def assert_in_order_per_call(received: list) -> dict[str, list[int]]:  # type: ignore[type-arg]
+    """First sighting of each event id, per call, must come in sequence order."""
+    seen: set[str] = set()
+    per_call: dict[str, list[int]] = defaultdict(list)
+    for r in received:
+        if r.msg_id in seen:
+            continue
+        seen.add(r.msg_id)
+        per_call[call_of(r.json)].append(r.json["sequence"])
+    for call_id, seqs in per_call.items():
+        assert seqs == sorted(seqs), f"{call_id} out of order: {seqs}"
+        assert seqs == list(range(1, len(seqs) + 1)), f"{call_id} has gaps: {seqs}"
+    return per_call
+
+
+def test_every_event_delivered_signed_and_in_order(database: Database, receiver: Receiver) -> None:
+    account, _ = new_account(database)
+    _, secret = endpoint(database, account, receiver.url)
+    ids = calls_with_events(database, account, 5)
+    with running_worker(database):
+        receiver.wait(lambda got: len(got) >= 5 * EVENTS_PER_CALL)
+    got = receiver.delivered()
+    wh = Webhook(secret)  # the independent implementation from PyPI
+    for r in got:
+        assert wh.verify(r.body, r.headers) == r.json
+        assert r.msg_id.startswith("msg_")
+        assert set(r.json) == {"type", "timestamp", "data", "sequence"}
+    per_call = assert_in_order_per_call(got)
+    assert set(per_call) == set(ids)
+    for call_id in ids:
+        types = [r.json["type"] for r in got if call_of(r.json) == call_id]
+        assert types[0] == "call.initiated" and types[-1] == "call.completed"
+        assert types.count("call.completed") == 1
+        completed = next(
+            r.json
+            for r in got
+            if r.json["type"] == "call.completed" and r.json["data"]["id"] == call_id
+        )
+        assert completed["data"]["status"] == "ANSWER"
+        assert [leg["leg"] for leg in completed["data"]["legs"]] == [1, 2]
+        ended = [
+            r.json["data"]
+            for r in got
+            if r.json["type"] == "call.leg.ended" and r.json["data"]["call_id"] == call_id
+        ]
+        assert all({"outcome", "sip_code", "q850_cause"} <= set(d) for d in ended)
+    assert {d.state for d in deliveries(database)} == {"delivered"}
+
+
+def test_finishing_twice_does_not_announce_twice(database: Database, receiver: Receiver) -> None:
+    account, _ = new_account(database)
+    endpoint(database, account, receiver.url)
+    call_id = add_call(database, account)
+    record = sim_record(call_id)
+    assert finish(database, call_id, record) == EVENTS_PER_CALL
+    assert finish(database, call_id, record) == 0  # a retried write, recovery, a second node
+
+
+def test_receiver_down_then_up(database: Database) -> None:
+    port = free_port()
+    account, _ = new_account(database)
+    endpoint(database, account, f"http://127.0.0.1:{port}/hook")
+    calls_with_events(database, account, 2)
+    settings = replace(FAST, max_attempts=100)
+    with running_worker(database, settings):
+        time.sleep(0.6)  # nobody listens: connection refused, retried with back-off
+        failed = deliveries(database)
+        assert all(d.state == "pending" for d in failed)
+        assert max(d.attempts for d in failed) >= 2
+        receiver = Receiver(port=port).start()
+        try:
+            receiver.wait(lambda got: len({r.msg_id for r in got}) >= 2 * EVENTS_PER_CALL)
+        finally:
+            receiver.stop()
+    assert_in_order_per_call(receiver.delivered())
+    with database.session() as s:
+        errors = list(
+            s.scalars(select(WebhookAttempt.error).where(WebhookAttempt.error.is_not(None)))
+        )
+    assert errors and all("Connect" in e for e in errors)
+
+
+def test_500s_are_retried_and_logged(database: Database, receiver: Receiver) -> None:
+    receiver.behaviour = Behaviour(status=lambda n: 500 if n < 3 else 200)
+    account, _ = new_account(database)
+    endpoint_id, _ = endpoint(database, account, receiver.url)
+    calls_with_events(database, account, 1)
+    with running_worker(database):
+        receiver.wait(lambda got: len(got) >= EVENTS_PER_CALL)
+    assert [r.status for r in receiver.requests[:4]] == [500, 500, 500, 200]
+    # the first event was retried until it passed, and nothing overtook it
+    assert len({r.msg_id for r in receiver.requests[:4]}) == 1
+    assert_in_order_per_call(receiver.delivered())
+    with database.session() as s:
+        docs, _ = manage.list_deliveries(s, account, endpoint_id, limit=500)
+    first = next(d for d in docs if d["sequence"] == 1)
+    assert [a["status_code"] for a in first["log"]] == [500, 500, 500, 200]
+    assert first["log"][0]["error"] == "HTTP 500" and first["log"][0]["latency_ms"] > 0
+
+
+def test_timeouts_and_slow_receivers(database: Database, receiver: Receiver) -> None:
+    receiver.behaviour = Behaviour(delay=0.6)
+    account, _ = new_account(database)
+    endpoint_id, _ = endpoint(database, account, receiver.url)
+    calls_with_events(database, account, 1)
+    with running_worker(database, replace(FAST, timeout=0.3, max_attempts=100)):
+        time.sleep(1.5)
+        receiver.behaviour = Behaviour(delay=0.1)  # slow, but within the timeout
+        receiver.wait(
+            lambda got: (
+                len({r.msg_id for r in got if r.at}) >= EVENTS_PER_CALL and _all_delivered(database)
+            )
+        )
+    with database.session() as s:
+        docs, _ = manage.list_deliveries(s, account, endpoint_id, limit=500)
+    first = next(d for d in docs if d["sequence"] == 1)
+    assert any(a["error"] and a["error"].startswith("timeout") for a in first["log"])
+    ok = [a for d in docs for a in d["log"] if a["status_code"] == 200]
+    assert ok and all(a["latency_ms"] >= 90 for a in ok)
+
+
+def _all_delivered(database: Database) -> bool:
+    return all(d.state == "delivered" for d in deliveries(database))
+
+
+def test_given_up_event_lets_the_next_one_go(database: Database, receiver: Receiver) -> None:
+    receiver.behaviour = Behaviour(status=lambda n: 503 if n < 3 else 200)
+    account, _ = new_account(database)
+    endpoint(database, account, receiver.url)
+    calls_with_events(database, account, 1)
+    with running_worker(database, replace(FAST, max_attempts=3)):
+        receiver.wait(lambda got: len(got) >= EVENTS_PER_CALL - 1)
+    rows = deliveries(database)
+    assert [d.state for d in rows if d.sequence == 1] == ["failed"]
+    assert all(d.state == "delivered" for d in rows if d.sequence > 1)
+    assert [r.json["sequence"] for r in receiver.delivered()] == list(range(2, EVENTS_PER_CALL + 1))
+
+
+def test_endpoint_disabled_after_failures_keeps_events(
+    database: Database, receiver: Receiver
+) -> None:
+    receiver.behaviour = Behaviour(status=500)
+    account, _ = new_account(database)
+    endpoint_id, _ = endpoint(database, account, receiver.url)
+    calls_with_events(database, account, 1)
+    with running_worker(database, replace(FAST, disable_after=4, max_attempts=100)):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with database.session() as s:
+                ep = s.get(WebhookEndpoint, endpoint_id)
+                assert ep is not None
+                if not ep.enabled:
+                    break
+            time.sleep(0.05)
+        assert ep is not None and not ep.enabled and ep.disabled_by == "failures"
+        assert "4 consecutive failed attempts" in (ep.disabled_reason or "")
+        assert "HTTP 500" in (ep.disabled_reason or "")
+        n = len(receiver.requests)
+        time.sleep(0.5)
+        assert len(receiver.requests) == n  # nothing is sent to a disabled endpoint
+        # events of new calls are kept for it while it is disabled by failures
+        calls_with_events(database, account, 1)
+        assert sum(1 for d in deliveries(database) if d.state == "pending") == 2 * EVENTS_PER_CALL
+        receiver.behaviour = Behaviour(status=200)
+        with database.session() as s:
+            manage.update_endpoint(s, account, endpoint_id, enabled=True)
+        receiver.wait(lambda got: len({r.msg_id for r in got}) >= 2 * EVENTS_PER_CALL)
+    assert_in_order_per_call(receiver.delivered())
+
+
+def test_redeliver_one_event_and_failed_range(database: Database, receiver: Receiver) -> None:
+    account, _ = new_account(database)
+    endpoint_id, _ = endpoint(database, account, receiver.url)
+    receiver.behaviour = Behaviour(status=410)
+    calls_with_events(database, account, 1)
+    with running_worker(database, replace(FAST, max_attempts=1)):
+        receiver.wait(lambda got: True)
+        deadline = time.monotonic() + 10
+        while not all(d.state == "failed" for d in deliveries(database)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        receiver.behaviour = Behaviour(status=200)
+        with database.session() as s:
+            assert manage.redeliver(s, account, endpoint_id) == EVENTS_PER_CALL
+        receiver.wait(lambda got: len(got) >= EVENTS_PER_CALL)
+        one = receiver.delivered()[2].msg_id
+        with database.session() as s:
+            assert manage.redeliver(s, account, endpoint_id, event_id=one) == 1
+        receiver.wait(lambda got: len(got) >= EVENTS_PER_CALL + 1)
+    assert receiver.delivered()[-1].msg_id == one  # same id: receivers de-duplicate
+    assert_in_order_per_call(receiver.delivered())
+
+
+def test_callback_url_receives_the_calls_events(database: Database, receiver: Receiver) -> None:
+    account, _ = new_account(database)
+    call_id = add_call(database, account, callback_url=receiver.url + "?call=1")
+    with database.session() as s:
+        secret = manage.rotate_callback_secret(s, account, 0).secret
+    finish(database, call_id, sim_record(call_id))
+    with running_worker(database):
+        receiver.wait(lambda got: len(got) >= EVENTS_PER_CALL)
+    assert all(r.path == "/hook?call=1" for r in receiver.delivered())
+    wh = Webhook(secret)
+    for r in receiver.delivered():
+        wh.verify(r.body, r.headers)
+
+
+def test_rotation_signs_with_both_secrets(database: Database, receiver: Receiver) -> None:
+    account, _ = new_account(database)
+    endpoint_id, old = endpoint(database, account, receiver.url)
+    with database.session() as s:
+        ep = manage.get_endpoint(s, account, endpoint_id)
+        new = manage.rotate_secret(s, ep, 3600).secret
+    calls_with_events(database, account, 1)
+    with running_worker(database):
+        receiver.wait(lambda got: len(got) >= EVENTS_PER_CALL)
+    r = receiver.delivered()[0]
+    assert len(r.headers["webhook-signature"].split(" ")) == 2
+    Webhook(old).verify(r.body, r.headers)
+    Webhook(new).verify(r.body, r.headers)
+
+
+def test_two_workers_never_send_twice(database: Database, receiver: Receiver) -> None:
+    receiver.behaviour = Behaviour(delay=0.01)
+    account, _ = new_account(database)
+    endpoint(database, account, receiver.url)
+    calls_with_events(database, account, 10)
+    with running_worker(database), running_worker(database):
+        receiver.wait(lambda got: len(got) >= 10 * EVENTS_PER_CALL)
+        time.sleep(0.3)
+    ids = [r.msg_id for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 10 * EVENTS_PER_CALL
+    assert_in_order_per_call(receiver.delivered())
+
+
+@pytest.mark.parametrize("events", [["call.completed"]])
+def test_subscription_filters_types(
+    database: Database, receiver: Receiver, events: list[str]
+) -> None:
+    account, _ = new_account(database)
+    endpoint(database, account, receiver.url, events=events)
+    calls_with_events(database, account, 3)
+    with running_worker(database):
+        receiver.wait(lambda got: len(got) >= 3)
+        time.sleep(0.2)
+    assert [r.json["type"] for r in receiver.requests] == ["call.completed"] * 3
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 3
