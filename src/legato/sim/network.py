@@ -15,7 +15,6 @@ from typing import Any
 from legato.core.engine import Call
 from legato.core.events import (
     Cancel,
-    Command,
     Dial,
     Digits,
     Event,
@@ -76,12 +75,12 @@ class SimNetwork:
 
     def run(self, until: float | None = None) -> None:
         """Advance the clock, handling everything due up to ``until`` (default: all)."""
-        heap = self._heap
+        heap, pop, after = self._heap, heapq.heappop, self._after
         while heap:
             when, kind, _, active, item = heap[0]
             if until is not None and when > until:
                 break
-            heapq.heappop(heap)
+            pop(heap)
             if active.done:
                 continue
             self.now = when
@@ -100,7 +99,7 @@ class SimNetwork:
                     continue  # a timer that was moved or cleared
                 active.timer_at = None
                 call.handle_timer(when)
-            self._after(active, when)
+            after(active, when)
         if until is not None:
             self.now = max(self.now, until)
 
@@ -123,7 +122,9 @@ class SimNetwork:
         while call.commands:
             commands, call.commands = call.commands, []
             for command in commands:
-                self._carry_out(active, command, now)
+                handler = _CARRY_OUT.get(type(command))
+                if handler is not None:  # Answer, StopPlay, Bridge: nothing to do here
+                    handler(self, active, command, now)
         if call.settled:
             active.done = True
             if active.on_done is not None:
@@ -136,11 +137,6 @@ class SimNetwork:
 
     def _behaviour(self, number: str) -> PhoneBehaviour | None:
         return self.phones.get(number, self.default)
-
-    def _carry_out(self, active: _Active, command: Command, now: float) -> None:
-        handler = _CARRY_OUT.get(type(command))
-        if handler is not None:  # Answer, StopPlay and Bridge need nothing from the network
-            handler(self, active, command, now)
 
     def _on_dial(self, active: _Active, command: Dial, now: float) -> None:
         active.numbers[command.leg] = command.number
