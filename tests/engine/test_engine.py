@@ -238,3 +238,16 @@ def test_parallel_hunt_precedence_and_last_ended_attempt_decides() -> None:
     assert (rec.status, rec.disconnected_by) == (Status.BUSY, "platform")
     # the caller was never answered: refused with what the hunt ended in
     assert any(isinstance(c, Reject) and c.sip_code == 486 for c in drain(call))
+
+
+def test_terminate_ends_a_ringing_call_as_the_platform_with_the_reason() -> None:
+    call = make_call("click_to_call", [AGENT_A], [CUSTOMER_A])
+    agent = _dials(drain(call))[0].leg
+    call.handle(LegProgress(agent), 100.2)
+    call.terminate(105.0, "shutdown")
+    assert drain(call) == [Cancel(agent)]
+    rec = call.record
+    assert (rec.status, rec.disconnected_by) == (Status.NOANSWER_LEG1, "platform")
+    assert ("terminated", {"reason": "shutdown"}) in [(e[1], e[3]) for e in rec.timeline]
+    call.terminate(106.0, "again")  # a finished call stays as it ended
+    assert rec.ended_at == 105.0

@@ -41,9 +41,7 @@ def decode_event(data: dict[str, Any]) -> Event:
 def terminate(call: Call, now: float) -> None:
     """End a call as the platform: answered legs hung up, ringing ones cut (NOANSWER if
     they rang, else FAILED), the status resolved by the engine's own resolver."""
-    if not call.finished:
-        # The engine's end-of-call path; a public `terminate` is requested from the core.
-        call._finish(now, "platform", cut=None)
+    call.terminate(now, "interrupted")
 
 
 def replay(call: Call, journal: list[Entry]) -> None:

@@ -180,6 +180,14 @@ class Call:
             del self._timers[key]
             self._on_timer(key, now)
 
+    def terminate(self, now: float, reason: str, cut: Outcome | None = None) -> None:
+        """End the call as the platform, from outside the flow (shutdown, crash recovery,
+        an operator or API cancelling it). Ringing legs end with ``cut``, or, by default,
+        as a timer would end them (NOANSWER if they rang, else FAILED)."""
+        if not self.finished:
+            self._event(now, "terminated", reason=reason)
+            self._finish(now, "platform", cut=cut)
+
     @property
     def settled(self) -> bool:
         """Finished, and every cancelled leg has given its final response."""
