@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -32,4 +32,28 @@ def each(values: Iterable[T], check: Callable[[T], T]) -> list[T]:
             raise KeyProblem((index, *problem.path), problem.message) from None
         except ValueError as error:
             raise KeyProblem((index,), str(error)) from None
+    return out
+
+
+def describe_errors(errors: list[Any]) -> list[tuple[list[str | int], str]]:
+    """Pydantic errors as (key path, rule), with `KeyProblem` paths appended and the
+    wording made for people ("unknown key" rather than "extra_forbidden")."""
+    out: list[tuple[list[str | int], str]] = []
+    for error in errors:
+        loc: list[str | int] = []
+        for part in error["loc"]:
+            if loc and part == loc[-1] and isinstance(part, str):
+                continue  # a tagged union repeats its tag: flow.0.dial.dial.to
+            loc.append("from" if part == "from_" else part)
+        rule = str(error["msg"])
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyProblem):
+            loc, rule = [*loc, *cause.path], cause.message
+        elif rule.startswith("Value error, "):
+            rule = rule[len("Value error, "):]
+        if error["type"] == "extra_forbidden":
+            rule = "unknown key (not part of the format)"
+        elif error["type"] == "missing":
+            rule = "required key is missing"
+        out.append((loc, rule))
     return out

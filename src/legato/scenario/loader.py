@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from legato.core.errors import KeyProblem
+from legato.core.errors import describe_errors
 from legato.scenario.model import Scenario
 
 SUFFIXES = (".yaml", ".yml")
@@ -85,34 +85,15 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as error:
-        raise ScenarioError(name, [_problem(e, node) for e in error.errors()]) from None
+        raise ScenarioError(name, _problems(error, node)) from None
 
 
-def _problem(error: Any, root: yaml.Node | None) -> Problem:
-    loc = _clean_loc(error["loc"])
-    rule = error["msg"]
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, KeyProblem):
-        loc, rule = [*loc, *cause.path], "Value error, " + cause.message
-    if rule.startswith("Value error, "):
-        rule = rule[len("Value error, "):]
-    if error["type"] == "extra_forbidden":
-        rule = "unknown key (not part of scenario format v1)"
-    elif error["type"] == "missing":
-        rule = "required key is missing"
-    return Problem(".".join(str(p) for p in loc), rule, _line(root, loc))
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> list[Any]:
-    """Pydantic repeats a tagged union's tag (flow.0.dial.dial.to): keep one."""
-    out: list[Any] = []
-    for part in loc:
-        if out and part == out[-1] and isinstance(part, str):
-            continue
-        if part == "from_":
-            part = "from"
-        out.append(part)
-    return out
+def _problems(error: ValidationError, root: yaml.Node | None) -> list[Problem]:
+    return [
+        Problem(".".join(str(p) for p in loc), rule.replace("the format", "scenario format v1"),
+                _line(root, loc))
+        for loc, rule in describe_errors(error.errors())
+    ]
 
 
 def _line(node: yaml.Node | None, loc: list[Any]) -> int | None:
