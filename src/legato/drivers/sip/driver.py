@@ -1,0 +1,585 @@
+"""The SIP driver: a back-to-back user agent that runs engine calls over real SIP.
+
+The engine decides; this module only translates. Engine commands become SIP (Dial ->
+INVITE, Cancel -> CANCEL, Ring -> 180, Answer -> 200, Reject -> a final response with
+`Reason: Q.850`, Hangup -> BYE with `Reason: Q.850`), and what the network says becomes
+engine events (1xx -> LegProgress, 2xx -> LegAnswered, 3xx-6xx -> LegFailed with the code,
+the phrase and the Reason's Q.850 cause, no response -> LegFailed(None), BYE or the
+caller's CANCEL -> LegHangup). SIP codes are never interpreted here: the cause map
+(`legato.core.causes`) and the resolver do that inside the engine.
+
+Media is not anchored: legs are bridged in signalling only, by handing one leg's SDP offer
+to the other and its answer back (see docs/sip.md). Click-to-call uses RFC 3725 flow I:
+leg 1 is invited without SDP, its 200's offer is sent to leg 2, and leg 2's answer goes
+back in leg 1's ACK. Flows that need audio (answer/play/gather) are refused at call start
+with `UnsupportedFlow` until the media driver exists.
+
+Everything runs on one asyncio loop; the engine's clock is the loop's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from legato.core.admission import Policy
+from legato.core.catalogue import Service
+from legato.core.causes import format_reason_header, parse_reason_header
+from legato.core.config import AnswerStep, GatherStep, NumberConfig, PlayStep, Step
+from legato.core.engine import Call, CallSpec, create_call
+from legato.core.events import (
+    Answer,
+    Bridge,
+    Cancel,
+    Command,
+    Dial,
+    Event,
+    Hangup,
+    LegAnswered,
+    LegFailed,
+    LegHangup,
+    LegProgress,
+    Reject,
+    Ring,
+)
+from legato.core.policy.permissions import InvalidNumber, normalize_number
+from legato.core.record import CallRecord
+from legato.drivers.sip.config import SipDriverConfig
+from legato.sip import events as ev
+from legato.sip.auth import DigestServer
+from legato.sip.errors import LocalProtocolError, RemoteProtocolError
+from legato.sip.fields import NameAddr, Reason
+from legato.sip.registrar import Registrar
+from legato.sip.transport import SipTransport
+from legato.sip.ua import UAConfig, UserAgent
+from legato.sip.uri import SipURI
+
+log = logging.getLogger("legato.drivers.sip")
+
+#: number dialled at Legato (the Request-URI user) -> (the Legato number, its config).
+NumberLookup = Callable[[str], "tuple[str, NumberConfig] | None"]
+#: How a driver user wraps a new incoming call (e.g. to journal and store it).
+CallFactory = Callable[[CallSpec, float], Any]
+Done = Callable[[CallRecord], None]
+
+
+class UnsupportedFlow(ValueError):
+    """The call's flow needs audio (answer, play, gather), which the sip driver lacks yet."""
+
+
+def audio_steps(flow: list[Step] | None, path: str = "flow") -> list[str]:
+    """Key paths of the steps that need a media server (empty: signalling suffices)."""
+    found: list[str] = []
+    for index, step in enumerate(flow or []):
+        if isinstance(step, AnswerStep | PlayStep):
+            found.append(f"{path}.{index}.{'answer' if isinstance(step, AnswerStep) else 'play'}")
+        elif isinstance(step, GatherStep):
+            found.append(f"{path}.{index}.gather")
+    return found
+
+
+def check_supported(config: NumberConfig) -> None:
+    """Raise `UnsupportedFlow` naming the first step the sip driver cannot run."""
+    steps = audio_steps(config.flow)
+    if steps:
+        raise UnsupportedFlow(
+            f"{steps[0]}: the sip driver cannot play or answer with audio yet (media is "
+            "issue 8); use dial and hangup steps, or run this flow with --driver sim"
+        )
+
+
+def reason_for(cause: int) -> Reason:
+    """The Reason header of a Q.850 cause, worded by the cause map."""
+    return Reason.parse(format_reason_header(cause))
+
+
+@dataclass(slots=True, eq=False)
+class _SipCall:
+    """One engine call and the SIP legs carrying it."""
+
+    call: Any  # Call, or a wrapper with the same surface (JournaledCall)
+    on_done: Done | None
+    number: str | None = None  # counted in lines in use (incoming calls)
+    ua: dict[int, int] = field(default_factory=dict)  # engine leg -> UA leg
+    offer: dict[int, bytes] = field(default_factory=dict)  # SDP offers awaiting our answer
+    answer: dict[int, bytes] = field(default_factory=dict)  # SDP answers legs gave us
+    deferred: set[int] = field(default_factory=set)  # legs invited without SDP (flow I)
+    peer: dict[int, int] = field(default_factory=dict)  # bridged engine legs
+    later: list[Event] = field(default_factory=list)  # events to feed after the commands
+    timer: asyncio.TimerHandle | None = None
+    timer_at: float | None = None
+    done: bool = False
+
+
+@dataclass(slots=True)
+class DriverStats:
+    """Counters for logs, tests and the benchmark."""
+
+    calls: int = 0
+    completed: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    bad_messages: int = 0
+
+
+class SipDriver:
+    """Runs engine calls over SIP on one listening socket. Use `await SipDriver.open(...)`."""
+
+    def __init__(
+        self,
+        config: SipDriverConfig,
+        numbers: NumberLookup | None = None,
+        *,
+        on_incoming_done: Done | None = None,
+        call_factory: CallFactory | None = None,
+        on_change: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.numbers = numbers or (lambda _user: None)
+        self.on_incoming_done = on_incoming_done
+        self.call_factory = call_factory or create_call
+        self.on_change = on_change
+        self.stats = DriverStats()
+        self.registrar: Registrar | None = None
+        if config.phones:
+            phones = dict(config.phones)
+            self.registrar = Registrar(
+                phones.get, auth=DigestServer(realm=config.phone_domain)
+            )
+        self._transport: SipTransport | None = None
+        self._legs: dict[int, tuple[_SipCall, int]] = {}  # UA leg -> (call, engine leg)
+        self._relayed: dict[tuple[int, str], list[int]] = {}  # (UA leg, method) -> requests
+        self._lines: Counter[str] = Counter()
+        self._policies: dict[int, tuple[NumberConfig, Policy]] = {}
+        self._calls: set[_SipCall] = set()
+
+    # ---------------------------------------------------------------- lifecycle
+    @classmethod
+    async def open(cls, config: SipDriverConfig, numbers: NumberLookup | None = None,
+                   **kwargs: Any) -> SipDriver:
+        self = cls(config, numbers, **kwargs)
+        await self.start()
+        return self
+
+    async def start(self) -> None:
+        ua_config = UAConfig(
+            local=self.config.listen, transport=self.config.transport,
+            timers=self.config.timers, user_agent=self.config.user_agent,
+        )
+        opener = SipTransport.open_udp if self.config.transport == "UDP" else SipTransport.open_tcp
+        self._transport = await opener(ua_config, self._on_sip, registrar=self.registrar)
+
+    async def close(self) -> None:
+        """Hang up every call in progress (platform), then close the socket."""
+        for sc in list(self._calls):
+            self._end_all_legs(sc)
+            self._forget(sc)
+        if self._transport is not None:
+            self._transport.flush()
+            await asyncio.sleep(0.05)  # let the BYEs/CANCELs leave
+            await self._transport.close()
+
+    @property
+    def local(self) -> tuple[str, int]:
+        assert self._transport is not None, "the driver is not started"
+        return self._transport.local
+
+    @property
+    def ua(self) -> UserAgent:
+        assert self._transport is not None, "the driver is not started"
+        return self._transport.ua
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    def now(self) -> float:
+        assert self._transport is not None, "the driver is not started"
+        return self._transport.loop.time()
+
+    def lines_in_use(self, number: str) -> int:
+        return self._lines[number]
+
+    # ------------------------------------------------------------ placing calls
+    def place(self, call: Any, at: float | None = None, on_done: Done | None = None) -> None:
+        """Start a call (click-to-call, outbound) now; `call` is an engine call or a factory
+        taking the start time (the `SimNetwork.place` surface). `at` must be None: a real
+        network has no future. Raises `UnsupportedFlow` for flows that need audio."""
+        if at is not None and at > self.now() + 1e-3:
+            raise ValueError("the sip driver starts calls now; `at` in the future is not supported")
+        now = self.now()
+        if not hasattr(call, "start"):
+            call = call(now)
+        check_supported(call.spec.config)
+        sc = _SipCall(call, on_done)
+        self._calls.add(sc)
+        self.stats.calls += 1
+        self._input(sc, lambda: call.start(now))
+        self._flush()
+
+    # --------------------------------------------------------------- SIP -> engine
+    def _on_sip(self, event: ev.Event) -> None:
+        kind = type(event)
+        if kind is ev.IncomingCall:
+            self._incoming(event)  # type: ignore[arg-type]
+            return
+        if kind is ev.BadMessage:
+            self.stats.bad_messages += 1
+            log.debug("bad SIP message from %s: %s", event.source, event.reason)  # type: ignore[union-attr]
+            return
+        found = self._legs.get(event.leg)  # type: ignore[union-attr]
+        if found is None:
+            return  # a leg whose call is over (e.g. our BYE completing)
+        sc, leg = found
+        handler = _SIP_HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, sc, leg, event)
+
+    def _progress(self, sc: _SipCall, leg: int, event: ev.Progress) -> None:
+        self._feed(sc, LegProgress(leg, event.response.status))
+
+    def _answered(self, sc: _SipCall, leg: int, event: ev.Answered) -> None:
+        body = event.response.body
+        if body:
+            (sc.offer if leg in sc.deferred else sc.answer)[leg] = body
+        self._feed(sc, LegAnswered(leg))
+
+    def _failed(self, sc: _SipCall, leg: int, event: ev.Failed) -> None:
+        self._drop_leg(sc, leg, event.leg)
+        if event.response is None:  # our timer or a transport error: no response at all
+            self._feed(sc, LegFailed(leg, None))
+            return
+        cause = parse_reason_header(str(event.reason)) if event.reason is not None else None
+        self._feed(sc, LegFailed(leg, event.status, cause, event.reason_phrase))
+
+    def _cancelled(self, sc: _SipCall, leg: int, event: ev.Cancelled) -> None:
+        self._drop_leg(sc, leg, event.leg)
+        self._feed(sc, LegHangup(leg, _cause(event.reason)))
+
+    def _ended(self, sc: _SipCall, leg: int, event: ev.Ended) -> None:
+        self._drop_leg(sc, leg, event.leg)
+        if event.by == "remote":
+            self._feed(sc, LegHangup(leg, _cause(event.reason)))
+
+    def _confirmed(self, sc: _SipCall, leg: int, event: ev.Confirmed) -> None:
+        """The caller's ACK: in a late-offer call it carries the answer for the agent."""
+        body = event.request.body
+        peer = sc.peer.get(leg)
+        if body and peer is not None and peer in sc.offer and peer in sc.ua:
+            del sc.offer[peer]
+            self.ua.ack(sc.ua[peer], self.now(), body)
+
+    def _dialog_request(self, sc: _SipCall, leg: int, event: ev.DialogRequest) -> None:
+        """re-INVITE, UPDATE, INFO on a bridged leg go to the other leg unchanged."""
+        request, now = event.request, self.now()
+        peer = sc.peer.get(leg)
+        target = sc.ua.get(peer) if peer is not None else None
+        if target is None or self.ua.leg_state(target) not in ("early", "confirmed"):
+            status = 200 if request.method in ("INFO", "OPTIONS") else 488
+            self.ua.respond_request(event.request_id, status, now)
+            return
+        self.ua.request(
+            target, request.method, now, body=request.body,
+            content_type=request.get("Content-Type") or "application/sdp",
+        )
+        self._relayed.setdefault((target, request.method), []).append(event.request_id)
+
+    def _dialog_response(self, sc: _SipCall, leg: int, event: ev.DialogResponse) -> None:
+        waiting = self._relayed.get((event.leg, event.method))
+        if not waiting:
+            return
+        request_id = waiting.pop(0)
+        if not waiting:
+            del self._relayed[(event.leg, event.method)]
+        response = event.response
+        body = response.body if response is not None else b""
+        content_type = (response.get("Content-Type") if response is not None else None) or ""
+        self.ua.respond_request(
+            request_id, event.status, self.now(), body=body,
+            content_type=content_type or "application/sdp",
+        )
+
+    # ------------------------------------------------------------ incoming calls
+    def _incoming(self, event: ev.IncomingCall) -> None:
+        request, now, ua = event.request, self.now(), self.ua
+        try:
+            dialled = SipURI.parse(request.uri).user or ""
+        except RemoteProtocolError:
+            dialled = ""
+        found = self.numbers(dialled)
+        if found is None:
+            self.stats.refused["unknown number"] += 1
+            ua.respond(event.leg, 404, now, reason=reason_for(1))
+            return
+        number, config = found
+        try:
+            check_supported(config)
+        except UnsupportedFlow as exc:
+            log.error("incoming call to %s refused: %s", number, exc)
+            self.stats.refused["flow needs audio"] += 1
+            ua.respond(event.leg, 503, now, reason=reason_for(79),
+                       headers=[("Warning", f'399 legato "{exc}"')])
+            return
+        spec = CallSpec(
+            id=str(uuid.uuid4()),
+            service=Service.MISSED_CALL if config.missed_call else Service.INCOMING,
+            number=number,
+            leg1=(_caller_number(request),),
+            leg2=(),
+            config=config,
+            policy=self._policy(config),
+            started_at=datetime.now(UTC),
+            lines_in_use=self._lines[number],
+        )
+        call = self.call_factory(spec, now)
+        sc = _SipCall(call, self.on_incoming_done, number)
+        self._calls.add(sc)
+        self._lines[number] += 1
+        self.stats.calls += 1
+        # The engine's caller is leg 0 (its first leg), created by start().
+        sc.ua[0] = event.leg
+        self._legs[event.leg] = (sc, 0)
+        if request.body:
+            sc.offer[0] = request.body
+        self._input(sc, lambda: call.start(now))
+
+    def _policy(self, config: NumberConfig) -> Policy:
+        """Policies compiled once per number configuration (blacklist, hours, lines)."""
+        cached = self._policies.get(id(config))
+        if cached is None or cached[0] is not config:
+            cached = self._policies[id(config)] = (config, Policy.from_config(config))
+            if len(self._policies) > 4096:
+                self._policies.clear()
+        return cached[1]
+
+    # -------------------------------------------------------------- engine side
+    def _feed(self, sc: _SipCall, event: Event) -> None:
+        if sc.done:
+            return
+        now = self.now()
+        self._input(sc, lambda: sc.call.handle(event, now))
+
+    def _input(self, sc: _SipCall, step: Callable[[], None]) -> None:
+        """Give the engine one input, carry out what it says, and follow its timer."""
+        call = sc.call
+        try:
+            step()
+            while call.commands or sc.later:
+                while call.commands:
+                    commands, call.commands = call.commands, []
+                    self._carry_out(sc, commands)
+                if sc.later:
+                    event = sc.later.pop(0)
+                    now = self.now()
+                    call.handle(event, now)
+        except Exception:  # one call's bug must not stop the other calls
+            log.exception("call %s failed in the sip driver", call.spec.id)
+            self._end_all_legs(sc)
+            self._forget(sc)
+            return
+        if self.on_change is not None:
+            self.on_change(call)
+        if call.settled:
+            self._forget(sc)
+            self.stats.completed += 1
+            if sc.on_done is not None:
+                sc.on_done(call.record)
+            return
+        when = call.get_timer()
+        if when != sc.timer_at:
+            if sc.timer is not None:
+                sc.timer.cancel()
+            sc.timer_at = when
+            sc.timer = (
+                None if when is None
+                else asyncio.get_running_loop().call_at(when, self._on_timer, sc)
+            )
+
+    def _on_timer(self, sc: _SipCall) -> None:
+        sc.timer = sc.timer_at = None
+        if sc.done:
+            return
+        now = self.now()
+        self._input(sc, lambda: sc.call.handle_timer(now))
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._transport is not None:
+            self._transport.flush()
+
+    def _carry_out(self, sc: _SipCall, commands: list[Command]) -> None:
+        for command in commands:  # Bridge first tells Answer whose SDP answers the caller
+            if type(command) is Bridge:
+                sc.peer[command.a] = command.b
+                sc.peer[command.b] = command.a
+        for command in commands:
+            handler = _COMMANDS.get(type(command))
+            if handler is None:
+                log.error("call %s: the sip driver cannot carry out %r", sc.call.spec.id, command)
+                continue
+            handler(self, sc, command)
+
+    def _dial(self, sc: _SipCall, command: Dial) -> None:
+        now, leg = self.now(), command.leg
+        route = self._route(command.number, now)
+        if route is None:
+            sc.later.append(LegFailed(leg, None))  # nowhere to send it: no response at all
+            return
+        request_uri, destination, credentials = route
+        offer = next(iter(sc.offer.values()), b"")  # the other side's offer, if any
+        domain = self.config.phone_domain
+        try:
+            ua_leg = self.ua.invite(
+                f"<sip:{command.number}@{destination[0]}>",
+                from_=f"<sip:{command.caller_id}@{domain}>",
+                now=now, request_uri=request_uri, destination=destination, body=offer,
+                credentials=credentials, defer_ack=not offer,
+            )
+        except LocalProtocolError as exc:
+            log.warning("call %s: cannot dial %s: %s", sc.call.spec.id, command.number, exc)
+            sc.later.append(LegFailed(leg, None))
+            return
+        if not offer:
+            sc.deferred.add(leg)
+        sc.ua[leg] = ua_leg
+        self._legs[ua_leg] = (sc, leg)
+
+    def _route(
+        self, number: str, now: float
+    ) -> tuple[str, tuple[str, int], Any] | None:
+        """Where a number is dialled: a registered phone first, else the trunk."""
+        registrar = self.registrar
+        if registrar is not None:
+            domain = self.config.phone_domain
+            for user in (number, number.lstrip("+")):
+                for binding in registrar.lookup(f"sip:{user}@{domain}", now):
+                    try:
+                        contact = SipURI.parse(binding.uri)
+                    except RemoteProtocolError:
+                        continue
+                    return binding.uri, (contact.host.strip("[]"), contact.port or 5060), None
+        trunk = self.config.trunk
+        if trunk is None or not trunk.serves(number):
+            return None
+        uri = f"sip:{number}@{trunk.host}:{trunk.port};user=phone"
+        return uri, trunk.addr, trunk.credentials
+
+    def _cancel(self, sc: _SipCall, command: Cancel) -> None:
+        ua_leg = sc.ua.get(command.leg)
+        if ua_leg is not None:
+            self.ua.cancel(ua_leg, self.now())  # the final response comes back as an event
+
+    def _ring(self, sc: _SipCall, command: Ring) -> None:
+        ua_leg = sc.ua.get(command.leg)
+        if ua_leg is not None:
+            self.ua.respond(ua_leg, 180, self.now())
+
+    def _answer(self, sc: _SipCall, command: Answer) -> None:
+        leg = command.leg
+        ua_leg = sc.ua.get(leg)
+        if ua_leg is None:
+            return
+        peer = sc.peer.get(leg)
+        body = b""
+        if peer is not None:
+            body = sc.answer.get(peer) or sc.offer.get(peer, b"")
+        sc.offer.pop(leg, None)
+        self.ua.respond(ua_leg, 200, self.now(), body=body)
+
+    def _reject(self, sc: _SipCall, command: Reject) -> None:
+        ua_leg = sc.ua.get(command.leg)
+        if ua_leg is not None:
+            self.ua.respond(ua_leg, command.sip_code, self.now(),
+                            reason=reason_for(command.q850_cause))
+            self._drop_leg(sc, command.leg, ua_leg)
+
+    def _hangup(self, sc: _SipCall, command: Hangup) -> None:
+        ua_leg = sc.ua.get(command.leg)
+        if ua_leg is not None:
+            self.ua.hangup(ua_leg, self.now(), reason_for(command.q850_cause))
+
+    def _bridge(self, sc: _SipCall, command: Bridge) -> None:
+        """Flow I's last step: the leg invited without SDP gets the other's answer in its ACK."""
+        for leg, other in ((command.a, command.b), (command.b, command.a)):
+            ua_leg = sc.ua.get(leg)
+            if ua_leg is None or leg not in sc.deferred or leg not in sc.offer:
+                continue
+            answer = sc.answer.get(other)
+            if answer is not None:
+                del sc.offer[leg]
+                self.ua.ack(ua_leg, self.now(), answer)
+
+    # -------------------------------------------------------------- bookkeeping
+    def _drop_leg(self, sc: _SipCall, leg: int, ua_leg: int) -> None:
+        self._legs.pop(ua_leg, None)
+        if sc.ua.get(leg) == ua_leg:
+            del sc.ua[leg]
+
+    def _end_all_legs(self, sc: _SipCall) -> None:
+        now = self.now()
+        for ua_leg in list(sc.ua.values()):
+            with contextlib.suppress(LocalProtocolError):
+                self.ua.hangup(ua_leg, now, reason_for(41))
+
+    def _forget(self, sc: _SipCall) -> None:
+        if sc.done:
+            return
+        sc.done = True
+        if sc.timer is not None:
+            sc.timer.cancel()
+            sc.timer = None
+        for ua_leg in sc.ua.values():
+            self._legs.pop(ua_leg, None)
+        self._calls.discard(sc)
+        if sc.number is not None:
+            self._lines[sc.number] -= 1
+            if self._lines[sc.number] <= 0:
+                del self._lines[sc.number]
+
+
+def _cause(reason: Reason | None) -> int | None:
+    return parse_reason_header(str(reason)) if reason is not None else None
+
+
+def _caller_number(request: Any) -> str:
+    """The caller's number from From (E.164 when it parses as one, else as sent)."""
+    try:
+        user = NameAddr.parse(request.get("From") or "", "From").parsed_uri.user or ""
+    except RemoteProtocolError:
+        return "anonymous"
+    for candidate in (user, f"+{user}"):
+        try:
+            return normalize_number(candidate)
+        except InvalidNumber:
+            continue
+    return user or "anonymous"
+
+
+_SIP_HANDLERS: dict[type, Callable[[SipDriver, _SipCall, int, Any], None]] = {
+    ev.Progress: SipDriver._progress,
+    ev.Answered: SipDriver._answered,
+    ev.Failed: SipDriver._failed,
+    ev.Cancelled: SipDriver._cancelled,
+    ev.Ended: SipDriver._ended,
+    ev.Confirmed: SipDriver._confirmed,
+    ev.DialogRequest: SipDriver._dialog_request,
+    ev.DialogResponse: SipDriver._dialog_response,
+}
+
+_COMMANDS: dict[type, Callable[[SipDriver, _SipCall, Any], None]] = {
+    Dial: SipDriver._dial,
+    Cancel: SipDriver._cancel,
+    Ring: SipDriver._ring,
+    Answer: SipDriver._answer,
+    Reject: SipDriver._reject,
+    Hangup: SipDriver._hangup,
+    Bridge: SipDriver._bridge,
+}
+
+__all__ = ["Call", "SipDriver", "UnsupportedFlow", "audio_steps", "check_supported"]
