@@ -151,3 +151,15 @@ def test_block_fast_path_agrees_with_line_by_line_rule(lines: list[str], block: 
     assert {int(k) >> 8: int(k) & 0xFF for k in keys} == expected
     assert [bad.line for bad in report.invalid_shown] == bad_lines
     assert report.entries == valid and report.accepted == len(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(10**7, 10**7 + 40), st.integers(1, 255)), max_size=120))
+def test_merge_duplicates_equals_a_dict_fold(pairs: list[tuple[int, int]]) -> None:
+    expected: dict[int, int] = {}
+    for number, mask in pairs:
+        expected[number] = expected.get(number, 0) | mask
+    keys = np.array([(n << 8) | m for n, m in pairs], dtype=np.int64)
+    merged, duplicates = merge_duplicates(keys)
+    assert [(int(k) >> 8, int(k) & 0xFF) for k in merged] == sorted(expected.items())
+    assert duplicates == len(pairs) - len(expected)

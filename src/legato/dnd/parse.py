@@ -257,17 +257,25 @@ class _Collector:
 
 
 def merge_duplicates(keys: Keys) -> tuple[Keys, int]:
-    """Sort ``keys`` in place and fold repeated numbers into one entry (OR of masks)."""
+    """Sort ``keys`` in place and fold repeated numbers into one entry (OR of masks).
+
+    Works on the few entries involved in duplicates only, so the extra memory is one
+    temporary the size of ``keys`` plus a byte a number, not several full-size arrays.
+    """
     if len(keys) == 0:
         return keys, 0
-    keys.sort(kind="stable" if len(keys) < 1024 else "quicksort")
-    numbers = keys >> MASK_BITS
-    starts = np.flatnonzero(np.concatenate(([True], numbers[1:] != numbers[:-1])))
-    if len(starts) == len(keys):
+    keys.sort()
+    dup = np.flatnonzero((keys[1:] ^ keys[:-1]) <= MASK)  # keys[i + 1] repeats keys[i]
+    if len(dup) == 0:
         return keys, 0
-    masks = np.bitwise_or.reduceat(keys & MASK, starts)
-    merged = (numbers[starts] << MASK_BITS) | masks
-    return merged, len(keys) - len(starts)
+    involved = np.union1d(dup, dup + 1)
+    run_starts = np.flatnonzero(~np.isin(involved, dup + 1))
+    run_masks = np.bitwise_or.reduceat(keys[involved] & MASK, run_starts)
+    lasts = involved[np.append(run_starts[1:], len(involved)) - 1]
+    keys[lasts] = (keys[lasts] & ~np.int64(MASK)) | run_masks
+    keep = np.ones(len(keys), dtype=bool)
+    keep[dup] = False  # every entry but the last of its run
+    return keys[keep], len(dup)
 
 
 def read_entries(
