@@ -23,11 +23,12 @@ CALL_COMPLETED = "call.completed"
 #: Every event type, in the order a call produces them.
 EVENT_TYPES = (CALL_INITIATED, LEG_RINGING, LEG_ANSWERED, LEG_ENDED, CALL_COMPLETED)
 
-#: Leg facts: (flag kept in the cursor, leg field with the time, event type).
+#: Leg facts: (flag kept in the cursor, leg field with the time, event type, the record
+#: timeline entries that mark the same fact).
 _LEG_FACTS = (
-    ("r", "ringing_at", LEG_RINGING),
-    ("a", "answered_at", LEG_ANSWERED),
-    ("e", "ended_at", LEG_ENDED),
+    ("r", "ringing_at", LEG_RINGING, frozenset({"ringing"})),
+    ("a", "answered_at", LEG_ANSWERED, frozenset({"answered"})),
+    ("e", "ended_at", LEG_ENDED, frozenset({"failed", "hangup", "cancel", "reject"})),
 )
 
 
@@ -68,7 +69,8 @@ def pending_events(
     completed: dict[str, Any] | None,
     now: datetime,
 ) -> list[NewEvent]:
-    """The events `record` implies that `progress` has not announced yet; updates `progress`.
+    """The events `record` implies that `progress` has not announced yet, to be numbered
+    from `progress.next_sequence` on; updates `progress` past them.
 
     `initiated` is the data of `call.initiated`; `completed` the data of `call.completed`
     (the full call record), used only when `final`.
@@ -80,24 +82,46 @@ def pending_events(
     if progress.next_sequence == 1:
         out.append(NewEvent(CALL_INITIATED, started, initiated))
     call_id = initiated["id"]
-    facts: list[tuple[datetime, int, int, NewEvent]] = []
+    timeline = record.get("events") or []
+    facts: list[tuple[float, int, int, NewEvent]] = []
     for position, leg in enumerate(record.get("legs") or []):
         key = f"{leg.get('leg')}:{leg.get('attempt', 1)}"
         seen = progress.legs.get(key, "")
-        for order, (flag, field, kind) in enumerate(_LEG_FACTS):
+        for order, (flag, field, kind, marks) in enumerate(_LEG_FACTS):
             if flag in seen or not leg.get(field):
                 continue
             at = _instant(leg[field], started)
-            facts.append((at, position, order, NewEvent(kind, at, {"call_id": call_id, **leg})))
+            rank = _rank(timeline, leg, marks, (at - started).total_seconds())
+            facts.append((rank, order, position, NewEvent(kind, at, {"call_id": call_id, **leg})))
             seen += flag
         progress.legs[key] = seen
-    facts.sort(key=lambda f: (f[0], f[2], f[1]))
+    facts.sort(key=lambda f: (f[0], f[1], f[2]))
     out.extend(f[3] for f in facts)
     if final:
         data = completed if completed is not None else {"id": call_id, **record}
         out.append(NewEvent(CALL_COMPLETED, _instant(record.get("ended_at"), now), data))
         progress.completed = True
+    progress.next_sequence += len(out)
     return out
+
+
+def _rank(
+    timeline: list[dict[str, Any]], leg: dict[str, Any], marks: frozenset[str], t: float
+) -> float:
+    """Where a leg fact sits in the call's causal order: the index of the timeline entry
+    that records it, else just after everything that happened by its time. Times alone
+    cannot order facts of one instant (leg 1 answers, leg 2 is dialled and rings)."""
+    after = 0
+    for i, entry in enumerate(timeline):
+        if (
+            entry.get("type") in marks
+            and entry.get("leg") == leg.get("leg")
+            and entry.get("attempt", 1) == leg.get("attempt", 1)
+        ):
+            return float(i)
+        if float(entry.get("t", 0.0)) <= t + 1e-6:
+            after = i + 1
+    return after - 0.5
 
 
 def envelope(event: NewEvent, sequence: int) -> str:

@@ -218,7 +218,8 @@ def _emit(
     """Append the call's new events and their deliveries; advance its cursor."""
     progress = Progress(cursor.next_sequence, dict(cursor.legs or {}), cursor.completed)
     completed = None
-    first = progress.next_sequence == 1
+    seq = progress.next_sequence
+    first = seq == 1
     call = session.get(Call, meta.id) if final or first else None
     if final and call is not None:
         completed = call_document(call)
@@ -232,9 +233,7 @@ def _emit(
     )
     if not new:
         return
-    for ev in new:
-        seq = progress.next_sequence
-        progress.next_sequence += 1
+    for seq, ev in enumerate(new, start=seq):
         event_id = new_id("msg")
         events.append(
             {

@@ -72,6 +72,7 @@ def verify(
     now: float | None = None,
 ) -> str:
     """Check a received request; returns its `webhook-id`, raises VerificationError."""
+    keys = [secret_key(s) for s in secrets_]  # a bad secret is the caller's error, first
     lower = {k.lower(): v for k, v in headers.items()}
     missing = [
         h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if h not in lower
@@ -96,7 +97,6 @@ def verify(
         raise VerificationError(
             f"webhook-timestamp: the message is {what}, beyond the {tolerance:.0f} s tolerance"
         )
-    keys = [secret_key(s) for s in secrets_]
     given = [part.strip() for part in sig_header.split(" ") if part.strip()]
     v1 = [g.split(",", 1)[1] for g in given if g.startswith("v1,")]
     if not v1:
