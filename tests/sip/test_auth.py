@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.sip.net import Net
 
 from legato.sip import RemoteProtocolError, Request, make_response, parse_message
 from legato.sip import events as ev
@@ -16,6 +15,8 @@ from legato.sip.auth import (
 )
 from legato.sip.registrar import Registrar, address_of_record
 from legato.sip.ua import UAConfig, UserAgent
+
+from .net import Net
 
 A = ("127.0.0.1", 5060)
 TRUNK = ("127.0.0.1", 5080)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.sip.messages import INVITE, WSINV, WSINV_BODY
 
 from legato.sip import (
     Limits,
@@ -18,6 +17,8 @@ from legato.sip import (
     make_response,
     parse_message,
 )
+
+from .messages import INVITE, WSINV, WSINV_BODY
 
 
 def test_invite_parses_with_typed_fields() -> None:

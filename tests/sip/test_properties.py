@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.sip.messages import INVITE, WSINV
 
 from legato.sip import RemoteProtocolError, Request, Response, StreamParser, parse_message
 from legato.sip.ua import UAConfig, UserAgent
+
+from .messages import INVITE, WSINV
 
 TOKEN = st.text(string.ascii_letters + string.digits + "-.!%*_+`'~", min_size=1, max_size=12)
 SAFE_VALUE = st.text(

@@ -5,12 +5,13 @@ UPDATE pass-through, OPTIONS, Reason headers, malformed input, and timeouts."""
 from __future__ import annotations
 
 import pytest
-from tests.sip.net import Net
 
 from legato.sip import LocalProtocolError, Reason, Request, parse_message
 from legato.sip import events as ev
 from legato.sip.transaction import TimerConfig
 from legato.sip.ua import UAConfig, UserAgent
+
+from .net import Net
 
 A = ("127.0.0.1", 5060)
 B = ("127.0.0.1", 5070)

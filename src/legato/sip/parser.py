@@ -98,9 +98,34 @@ def _parse_head(head: bytes, limits: Limits) -> Request | Response:
         raise RemoteProtocolError(f"start line longer than {limits.max_line_length}", 414)
     message = _parse_start_line(start)
     headers = message.headers
+    max_line = limits.max_line_length
+    if len(text) <= max_line and "\n " not in text and "\n\t" not in text:
+        # Fast path (almost every message): no folding, and no line can be over the limit.
+        canonical = CANONICAL.get
+        for line in lines[1:]:
+            raw_name, colon, raw_value = line.partition(":")
+            if not colon:
+                if not line:
+                    raise RemoteProtocolError("empty line inside the header section")
+                raise RemoteProtocolError(f"header line without a colon: {line[:60]!r}")
+            name = canonical(raw_name.lower()) or _check_name(raw_name)
+            value = raw_value.strip()
+            if "," in value and name in LIST_HEADERS:
+                headers.extend((name, part) for part in split_list(value))
+            else:
+                headers.append((name, value))
+    else:
+        _parse_folded(lines, headers, max_line)
+    if len(headers) > limits.max_headers:
+        raise RemoteProtocolError(f"more than {limits.max_headers} header values")
+    _check_mandatory(message)
+    return message
+
+
+def _parse_folded(lines: list[str], headers: list[tuple[str, str]], max_line: int) -> None:
+    """The general header loop: folded (LWS) continuation lines and per-line limits."""
     name = ""
     value = ""
-    max_line = limits.max_line_length
     for line in lines[1:]:
         if len(line) > max_line:
             raise RemoteProtocolError(f"header line longer than {max_line} characters")
@@ -130,10 +155,6 @@ def _parse_head(head: bytes, limits: Limits) -> Request | Response:
             headers.extend((name, part) for part in split_list(value))
         else:
             headers.append((name, value))
-    if len(headers) > limits.max_headers:
-        raise RemoteProtocolError(f"more than {limits.max_headers} header values")
-    _check_mandatory(message)
-    return message
 
 
 def _count_headers(lines: list[str]) -> int:
