@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import sys
@@ -111,6 +112,7 @@ def run_backend(
                 runtime = live.app.state.runtime
                 runtime.metrics.dial_latencies.clear()
                 ids, rtt = [], []
+                cpu0 = time.process_time()
                 for _ in range(creates):
                     t = time.perf_counter()
                     r = c.post("/v1/calls", json=body)
@@ -122,7 +124,10 @@ def run_backend(
                     assert time.monotonic() < deadline, "calls did not all dial"
                     time.sleep(0.01)
                 dial = list(runtime.metrics.dial_latencies[:creates])
+                cpu_create = (time.process_time() - cpu0) / creates
+            cpu0 = time.process_time()
             rps = asyncio.run(get_throughput(live.base, key, ids, get_seconds, clients))
+            cpu_get = (time.process_time() - cpu0) / max(1.0, rps * get_seconds)
         finally:
             live.stop()
     ms = 1000.0
@@ -133,6 +138,8 @@ def run_backend(
         "post_rtt_p50_ms": pct(rtt, 0.50) * ms,
         "post_rtt_p99_ms": pct(rtt, 0.99) * ms,
         "get_rps": rps,
+        "cpu_create_ms": cpu_create * ms,
+        "cpu_get_ms": cpu_get * ms,
     }
 
 
@@ -155,8 +162,13 @@ def main() -> int:
         ("post_rtt_p50_ms", "POST rtt p50 ms"),
         ("post_rtt_p99_ms", "POST rtt p99 ms"),
         ("get_rps", f"GET /v1/calls/{{id}} req/s ({args.clients} clients)"),
+        ("cpu_create_ms", "CPU ms per create (client+server)"),
+        ("cpu_get_ms", "CPU ms per GET (client+server)"),
     ]
-    print(f"API benchmark: {creates} click-to-call creates, GET for {get_seconds:g} s per store")
+    print(
+        f"API benchmark: {creates} click-to-call creates, GET for {get_seconds:g} s per store"
+        f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     print(f"{'metric':<42}{'sqlite':>12}{'postgresql':>14}")
     for key, label in cols:
         print(f"{label:<42}{results['sqlite'][key]:>12.2f}{results['postgresql'][key]:>14.2f}")

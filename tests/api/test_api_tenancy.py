@@ -23,6 +23,15 @@ ROUTES = {
     ("GET", "/v1/calls/{call_id}"),
     ("GET", "/v1/reports/summary"),
     ("POST", "/v1/sim/incoming"),
+    ("POST", "/v1/webhooks/endpoints"),
+    ("GET", "/v1/webhooks/endpoints"),
+    ("GET", "/v1/webhooks/endpoints/{endpoint_id}"),
+    ("PATCH", "/v1/webhooks/endpoints/{endpoint_id}"),
+    ("DELETE", "/v1/webhooks/endpoints/{endpoint_id}"),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"),
+    ("GET", "/v1/webhooks/endpoints/{endpoint_id}/deliveries"),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/redeliver"),
+    ("POST", "/v1/webhooks/callback-secret"),
 }
 
 
@@ -43,7 +52,11 @@ def test_every_route_refuses_missing_wrong_and_revoked_keys(server: Any) -> None
         old = accounts.issue_key(s, api.account_id)
         accounts.revoke_key(s, old.key_id)
     for method, path in sorted(ROUTES):
-        url = path.replace("{number}", NUMBER).replace("{call_id}", "call_x")
+        url = (
+            path.replace("{number}", NUMBER)
+            .replace("{call_id}", "call_x")
+            .replace("{endpoint_id}", "whe_x")
+        )
         for headers in (
             {},
             {"Authorization": "Bearer lgk_wrong"},
@@ -101,3 +114,19 @@ def test_no_account_sees_or_changes_another_accounts_data(server: Any) -> None:
     for cid in (first.json()["id"], other.json()["id"]):
         (a if cid == first.json()["id"] else b).wait(cid)
     assert [c["id"] for c in a.get("/v1/calls").json()["data"]] == [first.json()["id"], call_id]
+
+
+def test_webhook_endpoints_are_scoped_to_their_account(server: Any) -> None:
+    a, b = server.account("A"), server.account("B")
+    r = a.post("/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/hook"})
+    assert r.status_code == 201, r.text
+    ep = r.json()["id"]
+    assert b.get("/v1/webhooks/endpoints").json()["data"] == []
+    base = f"/v1/webhooks/endpoints/{ep}"
+    assert b.get(base).status_code == 404
+    assert b.request("PATCH", base, json={"enabled": False}).status_code == 404
+    assert b.post(f"{base}/rotate-secret", json={}).status_code == 404
+    assert b.get(f"{base}/deliveries").status_code == 404
+    assert b.post(f"{base}/redeliver", json={"since": "2026-01-01T00:00:00Z"}).status_code == 404
+    assert b.delete(base).status_code == 404
+    assert a.get(base).json()["enabled"] is True  # untouched by B

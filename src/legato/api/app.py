@@ -19,6 +19,7 @@ from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
 from legato.sim import SimNetwork
 from legato.store.db import Database
+from legato.webhooks.outbox import on_call_writes
 
 DESCRIPTION = """
 Place click-to-call and outbound calls, read each call's exact status with the facts
@@ -56,7 +57,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.db_url)
         await asyncio.to_thread(database.upgrade)
-        runtime = CallRuntime(database, SimNetwork(phones, default), settings.sim_speed)
+        runtime = CallRuntime(
+            database, SimNetwork(phones, default), settings.sim_speed, on_writes=on_call_writes
+        )
         app.state.database = database
         app.state.runtime = runtime
         await runtime.start()

@@ -94,7 +94,7 @@ def add(
     acc = resolve_account(database, account)
     try:
         with database.session() as s:
-            doc = _doc(store.createparse_number(s, acc, e164 or number, stored_config(cfg)))
+            doc = _doc(store.create_number(s, acc, e164 or number, stored_config(cfg)))
     except store.NumberTaken:
         fail(f"{e164} already belongs to an account")
     echo_json(doc) if as_json else typer.echo(f"number {doc['number']} added")
@@ -131,7 +131,7 @@ def show(
     acc = resolve_account(database, account)
     try:
         with database.session() as s:
-            doc = _doc(store.getparse_number(s, acc, e164))
+            doc = _doc(store.get_number(s, acc, e164))
     except NotFound as exc:
         fail(str(exc))
     if as_json:
@@ -183,7 +183,7 @@ def remove(
     acc = resolve_account(database, account)
     try:
         with database.session() as s:
-            store.deleteparse_number(s, acc, e164)
+            store.delete_number(s, acc, e164)
     except NotFound as exc:
         fail(str(exc))
     typer.echo(f"number {e164} removed")

@@ -15,8 +15,12 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from legato.core.catalogue import Service
 from legato.core.engine import create_call
@@ -46,6 +50,10 @@ class _Write:
     end_reason: str | None = None
 
 
+#: Called by the writer inside the transaction that persists call writes (webhook outbox).
+WritesHook = Callable[[Session, Sequence[_Write]], object]
+
+
 @dataclass(slots=True)
 class Metrics:
     """What the benchmark reads: request -> first Dial handed to the driver, in seconds."""
@@ -57,13 +65,20 @@ class Metrics:
 class CallRuntime:
     """The live runtime of `legato serve`."""
 
-    def __init__(self, database: Database, network: SimNetwork, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        network: SimNetwork,
+        speed: float = 1.0,
+        on_writes: WritesHook | None = None,
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self.database = database
         self.network = network
         self.speed = speed
         self.metrics = Metrics()
+        self.on_writes = on_writes
         self._active: dict[str, JournaledCall] = {}
         self._snapshots: dict[str, dict[str, Any]] = {}
         self._lines: Counter[str] = Counter()
@@ -244,12 +259,20 @@ class CallRuntime:
                 order.append(w)
         snapshots = {w.call_id: w.snapshot for w in writes if w.snapshot is not None}
         with self.database.session() as session:
+            if self.database.backend == "postgresql" and not any(w.final for w in order):
+                # Live states are rebuilt from the journal after a crash, so they need not
+                # wait for the WAL flush; finals (and the API's call inserts) stay synchronous.
+                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             for w in order:
                 snap = snapshots.pop(w.call_id, None)
                 if w.final:
                     store.finish_call(session, w.call_id, w.record, w.end_reason, w.journal, snap)
                 else:
                     store.save_live(session, w.call_id, w.record, w.journal, snap)
+            if self.on_writes is not None:
+                # Same transaction: what the hook writes (webhook events) exists if and
+                # only if the call state behind it committed.
+                self.on_writes(session, order)
 
     async def drain(self) -> None:
         """Wait until every queued state change is in the store (tests, benchmarks)."""
