@@ -22,7 +22,10 @@ from legato.webhooks.signing import (
     verify,
 )
 
-BODY = b'{"type":"call.completed","timestamp":"2026-11-25T10:00:00.000Z","data":{"id":"c"},"sequence":3}'
+BODY = (
+    b'{"type":"call.completed","timestamp":"2026-11-25T10:00:00.000Z",'
+    b'"data":{"id":"c"},"sequence":3}'
+)
 
 
 def test_our_signature_verifies_with_standardwebhooks() -> None:

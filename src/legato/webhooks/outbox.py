@@ -218,8 +218,8 @@ def _emit(
     """Append the call's new events and their deliveries; advance its cursor."""
     progress = Progress(cursor.next_sequence, dict(cursor.legs or {}), cursor.completed)
     completed = None
-    seq = progress.next_sequence
-    first = seq == 1
+    base = progress.next_sequence
+    first = base == 1
     call = session.get(Call, meta.id) if final or first else None
     if final and call is not None:
         completed = call_document(call)
@@ -233,7 +233,7 @@ def _emit(
     )
     if not new:
         return
-    for seq, ev in enumerate(new, start=seq):
+    for seq, ev in enumerate(new, start=base):
         event_id = new_id("msg")
         events.append(
             {
