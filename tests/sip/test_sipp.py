@@ -5,6 +5,7 @@ must finish with 0 failed calls (SIPp's exit status 0) and every call ended clea
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import socket
 from pathlib import Path
@@ -17,6 +18,15 @@ from legato.sip.transport import SipTransport, run
 from legato.sip.ua import UAConfig
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
+MALFORMED = [
+    b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKj\r\n"
+    b"From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: j\r\nCSeq: 1 BYE\r\n\r\n",
+    b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 99999\r\n\r\n",
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKnone\r\nFrom: <sip:a@h>"
+    b";tag=1\r\nTo: <sip:b@h>\r\nCall-ID: j\r\nCSeq: 1 INVITE\r\n\r\n",
+    b"BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP\r\nFrom: a\r\nTo: b\r\n"
+    b"Call-ID: j\r\nCSeq: x BYE\r\n\r\n",
+]
 SDP = (
     b"v=0\r\no=legato 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
@@ -75,11 +85,21 @@ def test_sipp_uac_calls_our_uas(tmp_path: Path, transport: str) -> None:
         uas.transport = await opener(config, uas.handle)
         port = uas.transport.local[1]
         mode = ["-t", "u1"] if transport == "udp" else ["-t", "t1"]
-        code, output = await sipp(
+        calls_done = asyncio.create_task(sipp(
             tmp_path, "-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1",
             "-p", str(free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)),
             *mode, "-m", str(calls), "-r", "20", "-d", "200", "-l", "20",
-        )
+        ))
+        if transport == "udp":
+            await asyncio.sleep(0.5)  # calls in progress: now a burst of malformed messages
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+                rng = random.Random(7)
+                for i in range(300):
+                    junk.sendto(rng.randbytes(rng.randrange(1, 1400)), ("127.0.0.1", port))
+                    junk.sendto(MALFORMED[i % len(MALFORMED)], ("127.0.0.1", port))
+                    if i % 50 == 0:
+                        await asyncio.sleep(0.01)
+        code, output = await calls_done
         await asyncio.sleep(0.2)
         legs = uas.transport.ua.active_legs
         await uas.transport.close()
@@ -88,7 +108,11 @@ def test_sipp_uac_calls_our_uas(tmp_path: Path, transport: str) -> None:
     code, output, uas, legs = run(main())
     assert code == 0, output
     assert uas.incoming == uas.confirmed == uas.ended_by_remote == calls, output
-    assert uas.bad == [] and legs == 0
+    assert legs == 0
+    if transport == "udp":
+        assert len(uas.bad) >= 300  # every malformed message was seen and refused
+    else:
+        assert uas.bad == []
 
 
 @pytest.mark.parametrize("transport_kind", ["udp", "tcp"])

@@ -370,6 +370,7 @@ class UserAgent:
         if status >= 200:
             del self._requests[request_id]
             if tx.is_invite and status < 300 and leg is not None:
+                leg.reply_to = tx.dest  # a re-INVITE's 2xx goes where its request came from
                 self._start_2xx_retransmission(leg, response.to_bytes(), now)
         self._after_server(key, tx)
 
