@@ -13,7 +13,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Legato: self-hostable cloud telephony with exact call statuses."""
@@ -29,3 +28,4 @@ from legato.cli import serve as _serve  # noqa: E402,F401
 from legato.cli import simulate as _simulate  # noqa: E402,F401
 from legato.cli import statuses as _statuses  # noqa: E402,F401
 from legato.cli import webhooks as _webhooks  # noqa: E402,F401
+from legato.cli import policy as _policy  # noqa: E402,F401
