@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from legato.sip import events as ev
+from legato.sip.auth import DigestServer
+from legato.sip.registrar import Registrar
 from legato.sip.transaction import TimerConfig
 from legato.sip.transport import SipTransport, run
 from legato.sip.ua import UAConfig
@@ -270,3 +272,29 @@ def test_sipp_uac_with_packet_loss_still_completes(tmp_path: Path) -> None:
     assert code == 0, output
     assert uas.incoming == calls and legs == 0
     assert uas.ended_by_remote + ended_local == calls
+
+
+def test_sipp_registers_with_digest_against_our_registrar(tmp_path: Path) -> None:
+    """SIPp as a SIP phone: REGISTER, 401 challenge, REGISTER with SIPp's own digest
+    answer (an independent implementation), 200 with the binding."""
+    calls = 5
+    scenario = Path(__file__).with_name("scenarios") / "register_digest.xml"
+
+    async def main() -> tuple[int, str, list[str]]:
+        registrar = Registrar({"agent1": "s3cret"}.get,
+                              auth=DigestServer("legato", algorithm="MD5"))
+        transport = await SipTransport.open_udp(
+            UAConfig(("127.0.0.1", 0)), lambda event: None, registrar=registrar
+        )
+        phone_port = free_port()
+        code, output = await sipp(
+            tmp_path, "-sf", str(scenario), f"127.0.0.1:{transport.local[1]}",
+            "-i", "127.0.0.1", "-p", str(phone_port), "-m", str(calls), "-r", "10",
+        )
+        bindings = [b.uri for b in registrar.lookup("sip:agent1@127.0.0.1", transport.loop.time())]
+        await transport.close()
+        return code, output, bindings
+
+    code, output, bindings = run(main())
+    assert code == 0, output
+    assert len(bindings) == 1 and bindings[0].startswith("sip:agent1@127.0.0.1:")
