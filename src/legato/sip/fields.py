@@ -32,6 +32,16 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        if text.startswith("SIP/2.0/"):
+            # Fast path for the usual `SIP/2.0/UDP host:port;params` spelling.
+            transport, space, rest = text[8:].partition(" ")
+            sent_by, _, ptext = rest.partition(";")
+            if space and _TOKEN.match(transport) and " " not in sent_by.strip():
+                host, port = parse_hostport(sent_by)
+                params = parse_params(ptext)
+                if "branch" in params and not params["branch"]:
+                    raise RemoteProtocolError("Via: empty branch parameter")
+                return cls(transport.upper(), host, port, params)
         m = _VIA.match(text)
         if m is None:
             raise RemoteProtocolError(f"Via: malformed value {text!r}")

@@ -83,17 +83,19 @@ class Message:
         return [v for n, v in self.headers if n.lower() == low]
 
     def add(self, name: str, value: str) -> None:
-        self._cache.clear()
-        self.headers.append((canonical_name(name), value))
+        key = canonical_name(name)
+        self._cache.pop(key, None)
+        self.headers.append((key, value))
 
     def prepend(self, name: str, value: str) -> None:
-        self._cache.clear()
-        self.headers.insert(0, (canonical_name(name), value))
+        key = canonical_name(name)
+        self._cache.pop(key, None)
+        self.headers.insert(0, (key, value))
 
     def replace_first(self, name: str, value: str) -> None:
         """Replace the first value of `name` in place (e.g. stamp the top Via)."""
-        self._cache.clear()
         key = canonical_name(name)
+        self._cache.pop(key, None)
         for i, (n, _) in enumerate(self.headers):
             if n == key:
                 self.headers[i] = (key, value)
@@ -101,15 +103,15 @@ class Message:
         self.headers.append((key, value))
 
     def remove(self, name: str) -> None:
-        self._cache.clear()
         key = canonical_name(name)
+        self._cache.pop(key, None)
         low = key.lower()
         self.headers = [(n, v) for n, v in self.headers if n.lower() != low]
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with one value, in the place of the first."""
-        self._cache.clear()
         key = canonical_name(name)
+        self._cache.pop(key, None)
         low = key.lower()
         out: list[tuple[str, str]] = []
         placed = False
@@ -133,7 +135,10 @@ class Message:
     # -- typed accessors ----------------------------------------------------------------
     @property
     def call_id(self) -> str:
-        return self._required("Call-ID")
+        value = self._cache.get("Call-ID")
+        if value is None:
+            value = self._cache["Call-ID"] = self._required("Call-ID")
+        return value  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def cseq(self) -> CSeq:
