@@ -501,3 +501,64 @@ def test_late_bye_after_the_call_ended_gets_200_then_481_after_64_t1(net: Net) -
     ua(net, B).receive_datagram(late.replace(b"z9hG4bKlate", b"z9hG4bKlater"), A, net.now)
     ((data, _),) = ua(net, B).datagrams_to_send(net.now)
     assert parse_message(data).status == 481  # type: ignore[union-attr]
+
+
+def _invite(uri: str = "sip:b@127.0.0.1:5070", branch: str = "z9hG4bKe1") -> Request:
+    return Request(
+        "INVITE", uri,
+        [("Via", f"SIP/2.0/UDP 127.0.0.1:5060;branch={branch}"), ("From", "<sip:a@h>;tag=1"),
+         ("To", "<sip:b@h>"), ("Call-ID", f"c-{branch}"), ("CSeq", "1 INVITE"),
+         ("Contact", "<sip:a@127.0.0.1:5060>")],
+    )
+
+
+def test_unknown_request_uri_scheme_gets_416() -> None:
+    b = UserAgent(UAConfig(B))
+    b.receive_datagram(_invite("http://www.example.com/").to_bytes(), A, 0.0)
+    ((data, _),) = b.datagrams_to_send(0.0)
+    assert parse_message(data).status == 416  # type: ignore[union-attr]
+    assert isinstance(b.next_event(), ev.BadMessage)
+
+
+def test_cancel_after_the_final_response_changes_nothing() -> None:
+    b = UserAgent(UAConfig(B))
+    invite = _invite()
+    b.receive_datagram(invite.to_bytes(), A, 0.0)
+    incoming = b.next_event()
+    assert isinstance(incoming, ev.IncomingCall)
+    b.respond(incoming.leg, 200, 0.0)
+    b.datagrams_to_send(0.0)
+    cancel = Request("CANCEL", invite.uri, [
+        (n, v) for n, v in invite.headers if n in ("Via", "From", "To", "Call-ID")
+    ] + [("CSeq", "1 CANCEL")])
+    b.receive_datagram(cancel.to_bytes(), A, 0.1)
+    ((data, _),) = b.datagrams_to_send(0.1)
+    assert parse_message(data).status == 200  # type: ignore[union-attr]
+    assert b.next_event() is None and b.leg_state(incoming.leg) == "confirmed"
+    stray = Request("CANCEL", invite.uri, [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnomatch"), ("From", "<sip:a@h>;tag=1"),
+        ("To", "<sip:b@h>"), ("Call-ID", "zz"), ("CSeq", "1 CANCEL"),
+    ])
+    b.receive_datagram(stray.to_bytes(), A, 0.2)
+    ((data, _),) = b.datagrams_to_send(0.2)
+    assert parse_message(data).status == 481  # type: ignore[union-attr]
+
+
+def test_stream_input_is_framed_and_garbage_closes_the_connection() -> None:
+    tcp = UserAgent(UAConfig(B, transport="TCP"))
+    data = _invite().to_bytes() + _invite(branch="z9hG4bKe2").to_bytes()
+    for i in range(0, len(data), 13):
+        assert tcp.receive_stream_data(data[i : i + 13], A, 0.0) is True
+    events = [tcp.next_event(), tcp.next_event()]
+    assert all(isinstance(e, ev.IncomingCall) for e in events)
+    assert tcp.datagrams_to_send(0.0) == []  # 100 Trying waits for its 200 ms
+    assert tcp.receive_stream_data(b"NOT SIP\r\n\r\n", ("127.0.0.1", 40000), 0.0) is False
+    assert isinstance(tcp.next_event(), ev.BadMessage)
+    # Reliable transport: no retransmission timers, only the 100 Trying delay and Timer B/H.
+    leg = events[0].leg  # type: ignore[union-attr]
+    tcp.respond(leg, 486, 0.1)
+    ((response, addr),) = tcp.datagrams_to_send(0.1)
+    assert addr == A and parse_message(response).status == 486  # type: ignore[union-attr]
+    tcp.handle_timer(0.6)
+    statuses = [parse_message(d).status for d, _ in tcp.datagrams_to_send(0.6)]  # type: ignore[union-attr]
+    assert statuses == [100]  # the other INVITE's 100 Trying; no Timer G re-send of the 486

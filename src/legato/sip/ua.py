@@ -648,6 +648,7 @@ class UserAgent:
 
     def _new_call(self, tx: ServerTransaction, key: _ServerKey, addr: Addr, now: float) -> None:
         request = tx.request
+        request.parsed_uri  # noqa: B018 - an unknown scheme or bad URI: 416/400 (RFC 4475 §3.3.5)
         if request.max_forwards == 0:
             self._answer(tx, key, 483, now)
             return
