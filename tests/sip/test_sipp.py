@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from legato.sip import events as ev
-from legato.sip.auth import DigestServer
+from legato.sip.auth import Credentials, DigestServer
 from legato.sip.registrar import Registrar
 from legato.sip.transaction import TimerConfig
 from legato.sip.transport import SipTransport, run
@@ -298,3 +298,50 @@ def test_sipp_registers_with_digest_against_our_registrar(tmp_path: Path) -> Non
     code, output, bindings = run(main())
     assert code == 0, output
     assert len(bindings) == 1 and bindings[0].startswith("sip:agent1@127.0.0.1:")
+
+
+@pytest.mark.parametrize(("password", "answered"), [("s3cret", True), ("wrong", False)])
+def test_our_uac_answers_a_trunk_digest_challenge(
+    tmp_path: Path, password: str, answered: bool
+) -> None:
+    """SIPp as a trunk challenges with 401 and verifies our answer with its own digest
+    code: the right password gets the call through, a wrong one is refused (403)."""
+    calls = 5
+    scenario = Path(__file__).with_name("scenarios") / "uas_digest.xml"
+
+    async def main() -> tuple[int, str, list[str]]:
+        port = free_port()
+        trunk = asyncio.create_task(sipp(
+            tmp_path, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls)
+        ))
+        await asyncio.sleep(0.5)
+        outcomes: list[str] = []
+        done = asyncio.Event()
+        transport: SipTransport | None = None
+
+        def handle(event: ev.Event) -> None:
+            assert transport is not None
+            if isinstance(event, ev.Answered):
+                outcomes.append("answered")
+                transport.ua.bye(event.leg, transport.loop.time())
+            elif isinstance(event, ev.Failed):
+                outcomes.append(str(event.status))
+            if len(outcomes) == calls:
+                done.set()
+
+        transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0)), handle)
+        for i in range(calls):
+            transport.ua.invite(
+                f"sip:+1555000{i}@127.0.0.1:{port}", from_="sip:acct@127.0.0.1",
+                now=transport.loop.time(), credentials=Credentials("acct", password),
+            )
+            transport.flush()
+        await asyncio.wait_for(done.wait(), 20)
+        await asyncio.sleep(0.3)  # the BYEs
+        code, output = await trunk
+        await transport.close()
+        return code, output, outcomes
+
+    code, output, outcomes = run(main())
+    assert code == 0, output
+    assert outcomes == (["answered"] * calls if answered else ["403"] * calls), output
