@@ -198,3 +198,24 @@ def test_sim_incoming_call_to_a_number(server: Any) -> None:
     missed.add_number("+918047001001", config={"missed_call": True})
     r = missed.post("/v1/sim/incoming", json={"number": "+918047001001", "from": CUSTOMER})
     assert missed.wait(r.json()["id"])["status"] == "MISWIG"
+
+
+def test_national_dnd_registry_scrubs_live_calls(
+    db_url: str, make_server: Any, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from legato.cli.main import app
+
+    registry = tmp_path / "ncpr.txt"
+    registry.write_text(f"{BUSY}\n")
+    r = CliRunner().invoke(app, ["dnd", "import", str(registry), "--db", db_url])
+    assert r.exit_code == 0, r.output
+    server = make_server()  # loads the registry's current version at start
+    api = server.account()
+    api.add_number()
+    blocked = api.wait(api.call(to=BUSY).json()["id"])
+    assert blocked["status"] == "DND" and blocked["legs"] == []
+    assert blocked["admission"]["verdict"] == "DND"
+    allowed = api.wait(api.call(to=CUSTOMER).json()["id"])
+    assert allowed["status"] == "ANSWER"

@@ -15,6 +15,7 @@ import legato
 from legato.api import problems
 from legato.api.arrival import ArrivalTime
 from legato.api.routers import calls, numbers, reports, sim, webhooks
+from legato.service.dnd import DndSource
 from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
 from legato.sim import SimNetwork
@@ -58,7 +59,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         database = Database(settings.db_url)
         await asyncio.to_thread(database.upgrade)
         runtime = CallRuntime(
-            database, SimNetwork(phones, default), settings.sim_speed, on_writes=on_call_writes
+            database,
+            SimNetwork(phones, default),
+            settings.sim_speed,
+            on_writes=on_call_writes,
+            dnd=DndSource(database.engine),
         )
         app.state.database = database
         app.state.runtime = runtime

@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session
 
 from legato.core.catalogue import Service
 from legato.core.engine import create_call
+from legato.core.policy.dnd import DndLookup
 from legato.core.record import CallRecord
+from legato.service.dnd import DndSource
 from legato.service.journal import JournaledCall, replay, terminate
 from legato.service.orders import order_for
 from legato.service.spec import CallOrder, order_from_snapshot, snapshot, spec_from_order
@@ -38,6 +40,8 @@ log = logging.getLogger("legato.service")
 INTERRUPTED = "interrupted: the server stopped while the call was in progress; ended on restart"
 NEVER_STARTED = "interrupted: the server stopped before the call was started; ended on restart"
 SHUTDOWN = "interrupted: the server was shut down while the call was in progress"
+#: How often the runtime checks whether `legato dnd import` switched the registry version.
+DND_REFRESH_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -71,6 +75,7 @@ class CallRuntime:
         network: SimNetwork,
         speed: float = 1.0,
         on_writes: WritesHook | None = None,
+        dnd: DndSource | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
@@ -79,6 +84,7 @@ class CallRuntime:
         self.speed = speed
         self.metrics = Metrics()
         self.on_writes = on_writes
+        self.dnd = dnd
         self._active: dict[str, JournaledCall] = {}
         self._snapshots: dict[str, dict[str, Any]] = {}
         self._lines: Counter[str] = Counter()
@@ -100,6 +106,9 @@ class CallRuntime:
             asyncio.create_task(self._pump(), name="legato-sim-pump"),
             asyncio.create_task(self._writer(), name="legato-store-writer"),
         ]
+        if self.dnd is not None:
+            await asyncio.to_thread(self.dnd.refresh)
+            self._tasks.append(asyncio.create_task(self._refresh_dnd(), name="legato-dnd"))
         recovered = await asyncio.to_thread(self.recover)
         if recovered:
             log.warning("ended %d call(s) interrupted by the previous stop", recovered)
@@ -114,11 +123,23 @@ class CallRuntime:
         writer = self._tasks[1] if len(self._tasks) > 1 else None
         if writer is not None:
             await writer
-        for task in self._tasks[:1]:
+        for task in [t for t in self._tasks if t is not writer]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    async def _refresh_dnd(self, every: float = DND_REFRESH_SECONDS) -> None:
+        assert self.dnd is not None
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(self.dnd.refresh)
+            except Exception:  # keep the last good index; say why
+                log.exception("reloading the DND registry failed")
+
+    def _dnd_for(self, order: CallOrder) -> DndLookup | None:
+        return None if self.dnd is None else self.dnd.lookup_for(order.config)
 
     def virtual_now(self) -> float:
         """The network's clock: loop seconds since start, times the speed."""
@@ -151,7 +172,7 @@ class CallRuntime:
     def _place(self, order: CallOrder) -> None:
         now = self.virtual_now()
         in_use = self._lines[order.number]
-        spec = spec_from_order(order, in_use)
+        spec = spec_from_order(order, in_use, self._dnd_for(order))
         jcall = JournaledCall(
             create_call(spec, now), order.received_at or time.perf_counter(), time.perf_counter
         )
@@ -292,7 +313,7 @@ class CallRuntime:
             if call_id in self._active:
                 continue
             try:
-                record, reason = _recovered_record(call_id, snap, journal)
+                record, reason = _recovered_record(call_id, snap, journal, self.dnd)
             except Exception:
                 log.exception("cannot replay call %s; ending it without a record", call_id)
                 record, reason = {}, INTERRUPTED
@@ -306,11 +327,14 @@ def _last_time(journal: list[Any]) -> float:
 
 
 def _recovered_record(
-    call_id: str, snap: dict[str, Any], journal: list[Any]
+    call_id: str, snap: dict[str, Any], journal: list[Any], dnd: DndSource | None = None
 ) -> tuple[dict[str, Any], str]:
-    """Replay a call's journal into a fresh engine and end it where the journal stops."""
+    """Replay a call's journal into a fresh engine and end it where the journal stops.
+
+    Admission is replayed against the DND registry current at recovery time."""
     order, t0, in_use = order_from_snapshot(call_id, snap)
-    engine = create_call(spec_from_order(order, in_use), t0)
+    lookup = None if dnd is None else dnd.lookup_for(order.config)
+    engine = create_call(spec_from_order(order, in_use, lookup), t0)
     if journal:
         replay(engine, journal)
     else:

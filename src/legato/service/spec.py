@@ -14,6 +14,7 @@ from legato.core.admission import Policy
 from legato.core.catalogue import Service
 from legato.core.config import NumberConfig
 from legato.core.engine import CallSpec
+from legato.core.policy.dnd import DndLookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,8 @@ def snapshot(order: CallOrder, t0: float, lines_in_use: int) -> dict[str, Any]:
     }
 
 
-def spec_from_order(order: CallOrder, lines_in_use: int) -> CallSpec:
+def spec_from_order(order: CallOrder, lines_in_use: int, dnd: DndLookup | None = None) -> CallSpec:
+    """The engine's spec; `dnd` (the national registry) replaces the config's own list."""
     return CallSpec(
         id=order.call_id,
         service=order.service,
@@ -56,7 +58,7 @@ def spec_from_order(order: CallOrder, lines_in_use: int) -> CallSpec:
         leg1=order.leg1,
         leg2=order.leg2,
         config=order.config,
-        policy=Policy.from_config(order.config),
+        policy=Policy.from_config(order.config, dnd),
         started_at=order.started_at,
         lines_in_use=lines_in_use,
         category=order.category,
