@@ -15,6 +15,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -54,6 +55,20 @@ class Prompt(_Strict):
         return self
 
 
+class FlowUrl(_Strict):
+    """Where to fetch the next flow document (a dynamic flow: TwiML or Legato JSON)."""
+
+    url: str = Field(min_length=1, max_length=2048)
+    method: Literal["GET", "POST"] = "POST"
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+
 class AnswerArgs(_Strict):
     after: float = Field(default=0.0, ge=0, description="seconds before the platform answers")
 
@@ -66,6 +81,15 @@ class DialArgs(_Strict):
     to: list[str] = Field(min_length=1, description="agent numbers, tried as `strategy` says")
     ring_timeout: float | None = Field(default=None, gt=0)
     strategy: Literal["sequential", "parallel"] = "sequential"
+    caller_id: str | None = Field(default=None, description="caller ID shown to the agents")
+    action: FlowUrl | None = Field(
+        default=None, description="fetch the next flow here when the dial ends; the caller "
+        "stays on the line even after a connected agent hangs up")
+
+    @field_validator("caller_id")
+    @classmethod
+    def _caller_id(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_number(value)
 
     @field_validator("to", mode="before")
     @classmethod
@@ -84,6 +108,17 @@ class GatherArgs(_Strict):
     timeout: float = Field(default=5.0, ge=0, description="seconds from the end of the prompt")
     branches: dict[str, list[Step]] = Field(default_factory=dict)
     default: list[Step] = Field(default_factory=list)
+    finish_on_key: Literal["", "#", "*", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] = "#"
+    action: FlowUrl | None = Field(
+        default=None, description="send the digits here and run the flow it returns; with "
+        "no digits the flow goes on with the next step")
+
+    @model_validator(mode="after")
+    def _branches_or_action(self) -> GatherArgs:
+        if self.action is not None and self.branches:
+            raise KeyProblem(("branches",), "give `branches` or `action`, not both: with an "
+                             "action the fetched flow decides what the digits do")
+        return self
 
     @field_validator("branches")
     @classmethod
@@ -94,8 +129,28 @@ class GatherArgs(_Strict):
         return value
 
 
+class PauseArgs(_Strict):
+    seconds: float = Field(default=1.0, ge=0, le=86_400)
+
+
+class RejectArgs(_Strict):
+    reason: Literal["rejected", "busy"] = "rejected"
+
+
 class AnswerStep(_Strict):
     answer: AnswerArgs
+
+
+class PauseStep(_Strict):
+    pause: PauseArgs
+
+
+class RedirectStep(_Strict):
+    redirect: FlowUrl
+
+
+class RejectStep(_Strict):
+    reject: RejectArgs
 
 
 class PlayStep(_Strict):
@@ -114,7 +169,7 @@ class HangupStep(_Strict):
     hangup: HangupArgs
 
 
-STEP_KINDS = ("answer", "play", "gather", "dial", "hangup")
+STEP_KINDS = ("answer", "play", "gather", "dial", "hangup", "pause", "redirect", "reject")
 
 
 def _step_kind(value: Any) -> str | None:
@@ -128,7 +183,10 @@ Step = Annotated[
     | Annotated[PlayStep, Tag("play")]
     | Annotated[GatherStep, Tag("gather")]
     | Annotated[DialStep, Tag("dial")]
-    | Annotated[HangupStep, Tag("hangup")],
+    | Annotated[HangupStep, Tag("hangup")]
+    | Annotated[PauseStep, Tag("pause")]
+    | Annotated[RedirectStep, Tag("redirect")]
+    | Annotated[RejectStep, Tag("reject")],
     Discriminator(
         _step_kind,
         custom_error_type="flow_step",
@@ -137,6 +195,16 @@ Step = Annotated[
     ),
 ]
 GatherArgs.model_rebuild()
+
+#: A flow: the steps a call runs through, in order.
+Flow = list[Step]
+_FLOW = TypeAdapter(Flow)
+
+
+def parse_flow(data: Any) -> list[Step]:
+    """Validate a flow document (Legato's JSON/YAML form, or a translated TwiML one) with
+    the same rules as a number's `flow`; raises pydantic's ValidationError."""
+    return _FLOW.validate_python(data)
 
 
 def _unique_numbers(numbers: list[str]) -> list[str]:
@@ -166,6 +234,14 @@ class NumberConfig(_Strict):
     missed_call: bool = False
     missed_call_ring: float = Field(default=2.0, ge=0)
     flow: list[Step] | None = None
+    flow_url: FlowUrl | None = Field(
+        default=None, description="fetch the flow when a call starts, instead of `flow`")
+
+    @model_validator(mode="after")
+    def _one_flow(self) -> NumberConfig:
+        if self.flow and self.flow_url is not None:
+            raise KeyProblem(("flow_url",), "give `flow` or `flow_url`, not both")
+        return self
 
     @field_validator("blacklist")
     @classmethod
@@ -196,10 +272,11 @@ def _blacklist_entry(entry: str) -> str:
 
 
 def find_answer(steps: list[Step]) -> tuple[str | int, ...] | None:
-    """The key path of an ``answer`` step anywhere in a flow (outbound flows forbid it)."""
+    """The key path of an ``answer`` or ``reject`` step anywhere in a flow (outbound flows
+    forbid both: leg 1 has already answered when they run)."""
     for index, step in enumerate(steps):
-        if isinstance(step, AnswerStep):
-            return (index, "answer")
+        if isinstance(step, AnswerStep | RejectStep):
+            return (index, "answer" if isinstance(step, AnswerStep) else "reject")
         if isinstance(step, GatherStep):
             g = step.gather
             nested: list[tuple[tuple[str | int, ...], list[Step]]] = [

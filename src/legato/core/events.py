@@ -9,6 +9,7 @@ phone in `sim`, a SIP dialog in `sip`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # ----------------------------------------------------------------------------- events
 
@@ -65,7 +66,17 @@ class PlayDone:
     play: int
 
 
-Event = LegProgress | LegAnswered | LegFailed | LegHangup | Digits | PlayDone
+@dataclass(frozen=True, slots=True)
+class FlowFetched:
+    """The answer to `FetchFlow`: the validated steps of the new flow, or why there are
+    none (unreachable URL, bad document, unknown verb). The steps replace what was left."""
+
+    request: int
+    steps: tuple[Any, ...] | None = None
+    error: str | None = None
+
+
+Event = LegProgress | LegAnswered | LegFailed | LegHangup | Digits | PlayDone | FlowFetched
 
 # --------------------------------------------------------------------------- commands
 
@@ -155,4 +166,23 @@ class Bridge:
     b: int
 
 
-Command = Dial | Cancel | Ring | Answer | Reject | Hangup | Play | Gather | StopPlay | Bridge
+@dataclass(frozen=True, slots=True)
+class FetchFlow:
+    """Fetch the next flow document (dynamic flows: TwiML, Legato JSON).
+
+    ``params`` say why, in Legato's terms: ``event`` is ``start``, ``gather`` (with
+    ``digits``), ``dial`` (with ``outcome``, ``sip_code``, ``talk_seconds``, ``number``)
+    or ``redirect``. The adapter that fetches adds the call's own facts and answers with
+    `FlowFetched`.
+    """
+
+    request: int
+    url: str
+    method: str
+    params: dict[str, str]
+
+
+Command = (
+    Dial | Cancel | Ring | Answer | Reject | Hangup | Play | Gather | StopPlay | Bridge
+    | FetchFlow
+)

@@ -109,8 +109,8 @@ class Scenario(BaseModel):
                                  "subscriber)")
             where = find_answer(self.config.flow or [])
             if where is not None:
-                raise KeyProblem(("config", "flow", *where), "`answer` is not allowed in an "
-                                 "outbound flow: leg 1 has already answered when it runs")
+                raise KeyProblem(("config", "flow", *where), f"`{where[-1]}` is not allowed in "
+                                 "an outbound flow: leg 1 has already answered when it runs")
         elif s is Service.CLICK_TO_CALL:
             for key, numbers, side in (("from", self.from_, "the agents"),
                                        ("to", self.to, "the customers")):

@@ -18,6 +18,8 @@ from legato.core.events import (
     Dial,
     Digits,
     Event,
+    FetchFlow,
+    FlowFetched,
     Gather,
     Hangup,
     LegAnswered,
@@ -50,13 +52,20 @@ class _Active:
         self.on_done = on_done
 
 
+#: Answers a call's `FetchFlow`: call ``reply`` with the `FlowFetched` event, at once or
+#: later (the event is handled at the network's time of the reply).
+Fetcher = Callable[[FetchFlow, Call, Callable[[FlowFetched], None]], None]
+
+
 class SimNetwork:
     """A telephone network made of virtual phones and a virtual clock."""
 
     def __init__(self, phones: Mapping[str, PhoneBehaviour],
-                 default: PhoneBehaviour | None = None) -> None:
+                 default: PhoneBehaviour | None = None,
+                 fetcher: Fetcher | None = None) -> None:
         self.phones = phones
         self.default = default  # None: unknown numbers are unreachable
+        self.fetcher = fetcher  # where dynamic flows come from (None: they fail)
         self.now = 0.0
         self._heap: list[tuple[float, int, int, _Active, object]] = []
         self._seq = count()
@@ -161,6 +170,17 @@ class SimNetwork:
     def _on_play(self, active: _Active, command: Play, now: float) -> None:
         self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
 
+    def _on_fetch(self, active: _Active, command: FetchFlow, now: float) -> None:
+        def reply(event: FlowFetched) -> None:
+            if not active.done:
+                self._push(self.now, _PHONE, active, event)
+
+        if self.fetcher is None:
+            reply(FlowFetched(command.request, None, "this network has no flow fetcher: "
+                              "dynamic flows (flow_url, redirect, actions) cannot be fetched"))
+        else:
+            self.fetcher(command, active.call, reply)
+
     def _on_gather(self, active: _Active, command: Gather, now: float) -> None:
         self._push(now + command.seconds, _PHONE, active, PlayDone(command.play))
         b = self._behaviour(active.numbers.get(command.leg, ""))
@@ -197,4 +217,5 @@ _CARRY_OUT: dict[type, Callable[[SimNetwork, _Active, Any, float], None]] = {
     Reject: SimNetwork._on_gone,
     Play: SimNetwork._on_play,
     Gather: SimNetwork._on_gather,
+    FetchFlow: SimNetwork._on_fetch,
 }

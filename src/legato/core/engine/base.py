@@ -15,13 +15,14 @@ from typing import Any
 from legato.core.admission import CallRequest, Policy, Verdict, admit
 from legato.core.catalogue import Service, Status
 from legato.core.causes import ANSWERED_200, classify_response, is_ringing
-from legato.core.config import NumberConfig
+from legato.core.config import FlowUrl, NumberConfig
 from legato.core.events import (
     Cancel,
     Command,
     Dial,
     Digits,
     Event,
+    FlowFetched,
     Hangup,
     LegAnswered,
     LegFailed,
@@ -105,11 +106,15 @@ class Leg:
 class DialGroup:
     """A set of attempts dialled for one step: agents of a dial step, or one side of a call."""
 
-    __slots__ = ("attempts", "leg", "numbers", "outcome", "parallel", "ring_timeout", "role")
+    __slots__ = ("action", "attempts", "caller_id", "leg", "numbers", "outcome", "parallel",
+                 "ring_timeout", "role")
 
     def __init__(
-        self, numbers: list[str], parallel: bool, ring_timeout: float, role: str, leg: int
+        self, numbers: list[str], parallel: bool, ring_timeout: float, role: str, leg: int,
+        caller_id: str | None = None, action: FlowUrl | None = None,
     ) -> None:
+        self.caller_id = caller_id
+        self.action = action
         self.numbers = numbers
         self.parallel = parallel
         self.ring_timeout = ring_timeout
@@ -221,7 +226,7 @@ class Call:
         )
         leg = self._new_leg(f"leg{group.leg}", rec)
         group.attempts.append(leg)
-        self.commands.append(Dial(leg.id, number, self.spec.number))
+        self.commands.append(Dial(leg.id, number, group.caller_id or self.spec.number))
         self._timers[("ring", leg.id)] = now + group.ring_timeout
         self._event(now, "dial", rec, number=number)
         return leg
@@ -419,6 +424,13 @@ class Call:
     def _on_flow_timer(self, key: object, now: float) -> None:
         raise KeyError(key)
 
+    def _flow_fetched(self, event: FlowFetched, now: float) -> None:
+        if not self.finished:
+            self._on_flow_fetched(event, now)
+
+    def _on_flow_fetched(self, event: FlowFetched, now: float) -> None:
+        """Only flows fetch documents."""
+
     def _settle_groups(self, cut: Outcome | None) -> None:
         """Give every open dial group its outcome when the call ends."""
 
@@ -439,4 +451,5 @@ _HANDLERS: dict[type, Callable[[Call, Any, float], None]] = {
     LegHangup: Call._hangup,
     Digits: Call._digits,
     PlayDone: Call._play_done,
+    FlowFetched: Call._flow_fetched,
 }

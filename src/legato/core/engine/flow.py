@@ -13,10 +13,14 @@ from legato.core.config import (
     AnswerStep,
     DialArgs,
     DialStep,
+    FlowUrl,
     GatherArgs,
     GatherStep,
     HangupStep,
+    PauseStep,
     PlayStep,
+    RedirectStep,
+    RejectStep,
     Step,
 )
 from legato.core.engine.base import (
@@ -28,7 +32,15 @@ from legato.core.engine.base import (
     Leg,
     set_answered,
 )
-from legato.core.events import Answer, Bridge, Gather, Play, StopPlay
+from legato.core.events import (
+    Answer,
+    Bridge,
+    FetchFlow,
+    FlowFetched,
+    Gather,
+    Play,
+    StopPlay,
+)
 from legato.core.outcomes import Outcome
 
 
@@ -61,16 +73,48 @@ class FlowCall(Call):
         self._playing: int | None = None
         self._plays = 0
         self._gathers = 0
+        self._fetching: int | None = None  # the FetchFlow request the flow waits for
+        self._fetches = 0
+        self._flow_loaded = False  # a flow document has been loaded at least once
+        self._dial_action: FlowUrl | None = None  # the connected dial step's action
+        self.rejected_by_flow: str | None = None  # a `reject` step's reason
 
     # ----------------------------------------------------------------- running
     def _begin_flow(self, now: float) -> bool:
         """Start the configured flow; False when there is none (it "could not start")."""
+        if self.config.flow_url is not None:
+            self._fetch(self.config.flow_url, {"event": "start"}, now)
+            return True
         if not self.config.flow:
             self.flow_started = False
             return False
+        self._flow_loaded = True
         self._stack = [(self.config.flow, 0)]
         self._run(now)
         return True
+
+    # -------------------------------------------------------------- dynamic flows
+    def _fetch(self, where: FlowUrl, params: dict[str, str], now: float) -> None:
+        """Ask the driver for the next flow document; it will replace what is left."""
+        self._fetches += 1
+        self._fetching = self._fetches
+        self._stack = []
+        self.commands.append(FetchFlow(self._fetches, where.url, where.method, params))
+        self._event(now, "fetch", None, url=where.url, **params)
+
+    def _on_flow_fetched(self, event: FlowFetched, now: float) -> None:
+        if event.request != self._fetching:
+            return  # an answer nobody waits for any more
+        self._fetching = None
+        if event.steps is None:
+            self._event(now, "flow_error", None, error=event.error or "no flow")
+            if not self._flow_loaded:
+                self.flow_started = False  # the flow could not start (DESIGN section 4)
+            self._finish(now, "platform")
+            return
+        self._flow_loaded = True
+        self._stack = [(list(event.steps), 0)]
+        self._run(now)
 
     def _next_step(self) -> Step | None:
         stack = self._stack
@@ -112,6 +156,27 @@ class FlowCall(Call):
             elif isinstance(step, HangupStep):
                 self._finish(now, "platform")
                 return
+            elif isinstance(step, PauseStep):
+                if step.pause.seconds > 0:
+                    self._timers["pause"] = now + step.pause.seconds
+                    return
+            elif isinstance(step, RedirectStep):
+                self._fetch(step.redirect, {"event": "redirect"}, now)
+                return
+            elif isinstance(step, RejectStep):
+                self._reject_by_flow(step.reject.reason, now)
+                return
+
+    def _reject_by_flow(self, reason: str, now: float) -> None:
+        """The application refuses the call (TwiML <Reject>): BLOCKED if still unanswered."""
+        caller = self._caller()
+        if caller.state != RINGING or caller.rec.direction != "inbound":
+            self._finish(now, "platform")  # too late to refuse: it is answered; hang up
+            return
+        self.rejected_by_flow = reason
+        code, cause = (486, 17) if reason == "busy" else (603, 21)
+        self._event(now, "flow_reject", caller.rec, reason=reason)
+        self._finish(now, "platform", reject=(code, cause))
 
     def _caller(self) -> Leg:
         assert self.caller is not None
@@ -161,8 +226,9 @@ class FlowCall(Call):
         if not g.prompt_done:  # barge-in: a digit stops the gather's prompt and counts
             g.prompt_done = True
             self.commands.append(StopPlay(g.play))
+        finish = g.args.finish_on_key
         for digit in digits:
-            if digit == "#":
+            if finish and digit == finish:
                 self._complete_gather(now)
                 return
             g.digits += digit
@@ -175,6 +241,13 @@ class FlowCall(Call):
         assert g is not None
         self._gather = None
         self._timers.pop("gather", None)
+        if g.args.action is not None:  # the digits go to the action, which decides
+            self._event(now, "digits", self._caller().rec, digits=g.digits)
+            if g.digits:
+                self._fetch(g.args.action, {"event": "gather", "digits": g.digits}, now)
+            else:
+                self._run(now)  # no input: the flow goes on with the next step
+            return
         branch = g.args.branches.get(g.digits)
         self._event(
             now,
@@ -202,6 +275,8 @@ class FlowCall(Call):
             self._run(now)
         elif key == "gather":
             self._complete_gather(now)
+        elif key == "pause":
+            self._run(now)
         else:
             super()._on_flow_timer(key, now)
 
@@ -216,9 +291,13 @@ class FlowCall(Call):
                     numbers.remove(number)
                     self._event(now, "skipped", None, number=number, rule=why[0], detail=why[1])
         ring_timeout = args.ring_timeout or self.config.ring_timeout
-        group = DialGroup(numbers, args.strategy == "parallel", ring_timeout, "agent", 2)
+        group = DialGroup(numbers, args.strategy == "parallel", ring_timeout, "agent", 2,
+                          args.caller_id, args.action)
         if not numbers:
             self.dial_steps.append(group.settle())
+            if args.action is not None:
+                self._dial_done(group, None, now)
+                return True
             return False
         self._dial_group = group
         for number in numbers if group.parallel else numbers[:1]:
@@ -234,7 +313,32 @@ class FlowCall(Call):
             return
         self.dial_steps.append(group.settle())
         self._dial_group = None
-        self._run(now)  # the flow goes on; if it ends here, the platform hangs up
+        self._dial_done(group, leg, now)
+
+    def _dial_done(self, group: DialGroup, last: Leg | None, now: float) -> None:
+        """A dial step is over: fetch its action if it has one, else go on with the flow
+        (if the flow ends here, the platform hangs up)."""
+        if group.action is None:
+            self._run(now)
+            return
+        rec = None if last is None else last.rec
+        params = {"event": "dial", "outcome": (group.outcome or Outcome.FAILED).value,
+                  "sip_code": "" if rec is None or rec.sip_code is None else str(rec.sip_code),
+                  "talk_seconds": "0" if rec is None else f"{rec.talk_seconds:g}",
+                  "number": "" if rec is None else rec.number}
+        self._fetch(group.action, params, now)
+
+    def _agent_left(self, leg: Leg, now: float) -> bool:
+        """A connected agent hung up: with a dial action the caller stays and the action's
+        flow runs (True); without one the call ends."""
+        action = self._dial_action
+        if action is None or leg is not self.agent:
+            return False
+        self._dial_action = None
+        group = DialGroup([], False, 0.0, "agent", 2, None, action)
+        group.outcome = Outcome.ANSWERED
+        self._dial_done(group, leg, now)
+        return True
 
     def _agent_answered(self, leg: Leg, now: float) -> None:
         group = self._dial_group
@@ -244,6 +348,7 @@ class FlowCall(Call):
         group.outcome = Outcome.ANSWERED
         self.dial_steps.append(Outcome.ANSWERED)
         self._dial_group = None
+        self._dial_action = group.action
         self.agent = leg
         self.record.connected_to = leg.rec.number
         if self.service is Service.INCOMING:

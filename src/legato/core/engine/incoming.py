@@ -50,14 +50,17 @@ class IncomingCall(FlowCall):
                 self._apply_response(leg.rec, LegFailed(leg.id, 487))
                 leg.rec.outcome = Outcome.CANCELLED
             self._finish(now, "leg1", cut=Outcome.CANCELLED)
-        else:
+        elif not self._agent_left(leg, now):
             self._finish(now, "leg2", cut=Outcome.CANCELLED)
 
     def _facts(self, ended_by: str) -> CallFacts:
         verdict = self.verdict
+        admission = None if verdict is None else verdict.status
+        if self.rejected_by_flow is not None:  # the application refused the caller
+            admission = Status.BLOCKED
         return CallFacts(
             service=self.service, ended_by=ended_by,
-            admission=None if verdict is None else verdict.status,
+            admission=admission,
             flow_started=self.flow_started, ivr_answered=self.ivr_answered,
             dial_steps=tuple(self.dial_steps),
         )

@@ -38,7 +38,10 @@ class OutboundCall(FlowCall):
             self._agent_failed(leg, now)
 
     def _on_hangup(self, leg: Leg, now: float) -> None:
-        self._finish(now, "leg1" if leg is self.caller else "leg2", cut=Outcome.CANCELLED)
+        if leg is self.caller:
+            self._finish(now, "leg1", cut=Outcome.CANCELLED)
+        elif not self._agent_left(leg, now):
+            self._finish(now, "leg2", cut=Outcome.CANCELLED)
 
     def _facts(self, ended_by: str) -> CallFacts:
         verdict = self.verdict
