@@ -79,6 +79,7 @@ def test_sigkill_in_the_middle_of_the_load(
     try:
         assert child.stdout is not None
         assert child.stdout.readline().startswith("LOADING")
+        _previous_version_still_serves(registry)  # while the new version is half loaded
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.kill()
@@ -115,3 +116,47 @@ def test_sigkill_of_the_cli_while_a_version_is_loading(
     assert child.returncode == -signal.SIGKILL
     _previous_version_still_serves(registry)
     _next_import_cleans_up(registry, tmp_path)
+
+
+def test_lookups_keep_answering_through_a_switch(
+    registry: DndRegistry, db_url: str, tmp_path: Path
+) -> None:
+    """A reader never fails and never sees a half-loaded version while another one lands."""
+    import threading
+
+    _seed(registry, tmp_path)
+    second = tmp_path / "v2.txt"
+    write_entries(second, np.arange(917_000_000_000, 917_000_300_000, dtype=np.int64))
+    reader = DndRegistry(db_url)
+    seen: list[tuple[int | None, int | None]] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                seen.append((reader.mask("+919811000001"), reader.mask("+917000299999")))
+        except BaseException as exc:  # any failure fails the test below
+            errors.append(exc)
+        finally:
+            reader.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        while not seen and not errors:
+            time.sleep(0.001)
+        registry.import_file(second)
+        time.sleep(0.2)
+    finally:
+        done.set()
+        thread.join(30)
+    assert not errors
+    old = [a for a, _ in seen]  # in v1 only
+    new = [b for _, b in seen]  # in v2 only
+    assert set(old) <= {FULLY_BLOCKED, None} and set(new) <= {FULLY_BLOCKED, None}
+    assert old[0] == FULLY_BLOCKED and old[-1] is None and new[0] is None
+    assert new[-1] == FULLY_BLOCKED
+    # the switch happens once: no reader goes back to the old version after seeing the new
+    assert FULLY_BLOCKED not in old[old.index(None) :]
+    assert None not in new[new.index(FULLY_BLOCKED) :]
