@@ -89,12 +89,13 @@ def create_call(
         request=new.request,
         record={},
     )
+    if new.idempotency_key is None:
+        session.add(call)  # flushed with the commit: no savepoint round trips
+        return call, True
     try:
         with session.begin_nested():
             session.add(call)
     except IntegrityError:
-        if new.idempotency_key is None:
-            raise
         earlier = _by_idempotency_key(session, account_id, new.idempotency_key)
         if earlier is None:
             raise
