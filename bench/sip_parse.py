@@ -54,7 +54,7 @@ BYE = (
     b'From: "Alice" <sip:+911140000000@10.0.0.1>;tag=f7a91c2e\r\n'
     b"Call-ID: 5f1d2c3b4a5968778695a4b3c2d1e0f0@10.0.0.1\r\n"
     b"CSeq: 2 BYE\r\n"
-    b"Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\n"
+    b'Reason: Q.850;cause=16;text="Normal call clearing"\r\n'
     b"Content-Length: 0\r\n\r\n"
 )
 

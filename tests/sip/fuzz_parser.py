@@ -16,8 +16,19 @@ with atheris.instrument_imports():
     from legato.sip import RemoteProtocolError, StreamParser, parse_message
     from legato.sip.ua import UAConfig, UserAgent
 
-_ACCESSORS = ("cseq", "from_", "to", "top_via", "vias", "contacts", "route", "record_route",
-              "reasons", "max_forwards", "q850_cause")
+_ACCESSORS = (
+    "cseq",
+    "from_",
+    "to",
+    "top_via",
+    "vias",
+    "contacts",
+    "route",
+    "record_route",
+    "reasons",
+    "max_forwards",
+    "q850_cause",
+)
 _UA = UserAgent(UAConfig(("127.0.0.1", 5060)))
 
 

@@ -23,10 +23,18 @@ TRUNK = ("127.0.0.1", 5080)
 
 
 def test_rfc2617_md5_vector() -> None:
-    challenge = Challenge("testrealm@host.com", "dcd98b7102dd2f0e8b11d0f600bfb0c093",
-                          "MD5", ("auth",), "5ccc069c403ebaf9f0171e9517f40e41")
+    challenge = Challenge(
+        "testrealm@host.com",
+        "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+        "MD5",
+        ("auth",),
+        "5ccc069c403ebaf9f0171e9517f40e41",
+    )
     value = authorization_for(
-        challenge, Credentials("Mufasa", "Circle Of Life"), "GET", "/dir/index.html",
+        challenge,
+        Credentials("Mufasa", "Circle Of Life"),
+        "GET",
+        "/dir/index.html",
         cnonce="0a4f113b",
     )
     assert 'response="6629fae49393a05397450978507c4ef1"' in value
@@ -49,7 +57,10 @@ def test_rfc7616_vectors(algorithm: str, expected: str) -> None:
     challenge = Challenge.parse(header)
     assert challenge.qop == ("auth", "auth-int")
     value = authorization_for(
-        challenge, Credentials("Mufasa", "Circle of Life"), "GET", "/dir/index.html",
+        challenge,
+        Credentials("Mufasa", "Circle of Life"),
+        "GET",
+        "/dir/index.html",
         cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
     )
     assert f'response="{expected}"' in value
@@ -93,8 +104,11 @@ def test_invite_answers_a_digest_challenge(status: int) -> None:
     net, digest = trunk_net()
     creds = Credentials("acct", "s3cret")
     a_leg = net.agents[A].invite(
-        "sip:+15551234@127.0.0.1:5080", from_="sip:acct@127.0.0.1", now=0.0,
-        credentials=creds, body=b"v=0\r\n",
+        "sip:+15551234@127.0.0.1:5080",
+        from_="sip:acct@127.0.0.1",
+        now=0.0,
+        credentials=creds,
+        body=b"v=0\r\n",
     )
     net.deliver()
     (first,) = net.take(TRUNK)
@@ -109,8 +123,9 @@ def test_invite_answers_a_digest_challenge(status: int) -> None:
     request = second.request
     assert request.cseq.seq == 2 and request.call_id == first.request.call_id
     assert request.from_.tag == first.request.from_.tag and request.body == b"v=0\r\n"
-    ok, _, user = digest.verify(request.get(answer_header) or "", "INVITE",
-                                {"acct": "s3cret"}.get, 0.1)
+    ok, _, user = digest.verify(
+        request.get(answer_header) or "", "INVITE", {"acct": "s3cret"}.get, 0.1
+    )
     assert ok and user == "acct"
     net.agents[TRUNK].respond(second.leg, 200, 0.1)
     net.advance(0.05)
@@ -123,14 +138,18 @@ def test_invite_answers_a_digest_challenge(status: int) -> None:
 def test_wrong_credentials_fail_after_one_retry() -> None:
     net, digest = trunk_net()
     net.agents[A].invite(
-        "sip:x@127.0.0.1:5080", from_="sip:acct@127.0.0.1", now=0.0,
+        "sip:x@127.0.0.1:5080",
+        from_="sip:acct@127.0.0.1",
+        now=0.0,
         credentials=Credentials("acct", "wrong"),
     )
     for _ in range(2):
         net.deliver()
         (incoming,) = net.take(TRUNK)
         net.agents[TRUNK].respond(
-            incoming.leg, 401, net.now,  # type: ignore[union-attr]
+            incoming.leg,
+            401,
+            net.now,  # type: ignore[union-attr]
             headers=[("WWW-Authenticate", digest.challenge(net.now))],
         )
         net.advance(0.05)
@@ -138,12 +157,20 @@ def test_wrong_credentials_fail_after_one_retry() -> None:
     assert isinstance(failed, ev.Failed) and failed.status == 401
 
 
-def register(contact: str, cseq: int, expires: str | None = None,
-             auth: str | None = None, call_id: str = "reg1") -> Request:
+def register(
+    contact: str,
+    cseq: int,
+    expires: str | None = None,
+    auth: str | None = None,
+    call_id: str = "reg1",
+) -> Request:
     headers = [
         ("Via", f"SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKr{cseq}"),
-        ("From", "<sip:agent1@legato>;tag=r"), ("To", "<sip:agent1@legato>"),
-        ("Call-ID", call_id), ("CSeq", f"{cseq} REGISTER"), ("Contact", contact),
+        ("From", "<sip:agent1@legato>;tag=r"),
+        ("To", "<sip:agent1@legato>"),
+        ("Call-ID", call_id),
+        ("CSeq", f"{cseq} REGISTER"),
+        ("Contact", contact),
     ]
     if expires is not None:
         headers.append(("Expires", expires))
@@ -164,12 +191,12 @@ def test_registrar_challenges_binds_expires_and_looks_up() -> None:
     (binding,) = registrar.lookup("sip:agent1@LEGATO", 60.0)
     assert binding.uri == "sip:agent1@127.0.0.1:5090"
     assert registrar.lookup("sip:agent1@legato", 121.0) == []  # expired
-    auth2 = authorization_for(challenge, Credentials("agent1", "pw"), "REGISTER", "sip:legato",
-                              nc=2)
+    auth2 = authorization_for(
+        challenge, Credentials("agent1", "pw"), "REGISTER", "sip:legato", nc=2
+    )
     brief = registrar.handle(register("<sip:agent1@127.0.0.1:5090>", 3, "10", auth2), 2.0)
     assert brief.status == 423 and brief.get("Min-Expires") == "60"
-    bad = authorization_for(challenge, Credentials("agent1", "no"), "REGISTER", "sip:legato",
-                            nc=3)
+    bad = authorization_for(challenge, Credentials("agent1", "no"), "REGISTER", "sip:legato", nc=3)
     assert registrar.handle(register("<sip:a@h>", 4, None, bad), 3.0).status == 401
 
 
@@ -178,7 +205,8 @@ def test_registrar_without_auth_handles_star_q_and_order() -> None:
     assert registrar.handle(register("<sip:a@1.1.1.1>;q=0.5", 1), 0.0).status == 200
     assert registrar.handle(register("<sip:a@2.2.2.2>;q=0.9", 2), 0.0).status == 200
     assert [b.uri for b in registrar.lookup("sip:agent1@legato", 1.0)] == [
-        "sip:a@2.2.2.2", "sip:a@1.1.1.1",
+        "sip:a@2.2.2.2",
+        "sip:a@1.1.1.1",
     ]
     assert registrar.handle(register("<sip:a@1.1.1.1>", 1), 0.0).status == 500  # old CSeq
     assert registrar.handle(register("*", 3), 0.0).status == 400  # * needs Expires: 0
@@ -200,8 +228,9 @@ def test_registrar_refuses_registering_another_users_aor() -> None:
 
 def test_ua_with_registrar_answers_register() -> None:
     agent = UserAgent(UAConfig(A), registrar=Registrar(lambda u: None, auth=None))
-    agent.receive_datagram(register("<sip:agent1@127.0.0.1:5090>", 1).to_bytes(),
-                           ("127.0.0.1", 5090), 0.0)
+    agent.receive_datagram(
+        register("<sip:agent1@127.0.0.1:5090>", 1).to_bytes(), ("127.0.0.1", 5090), 0.0
+    )
     ((data, _),) = agent.datagrams_to_send(0.0)
     response = parse_message(data)
     assert response.status == 200  # type: ignore[union-attr]

@@ -78,9 +78,24 @@ def test_compact_forms_are_expanded() -> None:
     msg = parse_message(raw)
     names = [n for n, _ in msg.headers]
     assert names == [
-        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Supported", "Supported",
-        "Content-Type", "Subject", "Content-Encoding", "Event", "Refer-To", "Allow-Events",
-        "Session-Expires", "Identity", "Referred-By", "Content-Length",
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Supported",
+        "Supported",
+        "Content-Type",
+        "Subject",
+        "Content-Encoding",
+        "Event",
+        "Refer-To",
+        "Allow-Events",
+        "Session-Expires",
+        "Identity",
+        "Referred-By",
+        "Content-Length",
     ]
     assert msg.get_all("k") == ["timer", "100rel"]
     assert msg.body == b"hi"
@@ -188,7 +203,11 @@ def test_stream_parser_requires_content_length_and_bounds_buffer() -> None:
 def test_uri_parsing_sip_sips_tel() -> None:
     uri = SipURI.parse("sips:alice:secret@[2001:db8::1]:5061;transport=TCP;lr?subject=hi&x=y")
     assert (uri.scheme, uri.user, uri.password, uri.host, uri.port) == (
-        "sips", "alice", "secret", "[2001:db8::1]", 5061,
+        "sips",
+        "alice",
+        "secret",
+        "[2001:db8::1]",
+        5061,
     )
     assert uri.params == {"transport": "TCP", "lr": None} and uri.loose_route
     assert uri.transport == "TCP"

@@ -19,17 +19,20 @@ from legato.sip.ua import UAConfig, UserAgent
 from .messages import INVITE, WSINV
 
 TOKEN = st.text(string.ascii_letters + string.digits + "-.!%*_+`'~", min_size=1, max_size=12)
-SAFE_VALUE = st.text(
-    string.ascii_letters + string.digits + " -.!%*_+`'~;=@:<>/\"?&[]", min_size=1, max_size=40
-).map(str.strip).filter(lambda v: v != "" and "," not in v)
+SAFE_VALUE = (
+    st.text(
+        string.ascii_letters + string.digits + " -.!%*_+`'~;=@:<>/\"?&[]", min_size=1, max_size=40
+    )
+    .map(str.strip)
+    .filter(lambda v: v != "" and "," not in v)
+)
 HEADER_NAME = st.sampled_from(["Subject", "User-Agent", "Priority"]) | TOKEN.map("X-{}".format)
 
 
 @st.composite
 def messages(draw: st.DrawFn) -> Request | Response:
     headers = [
-        ("Via", f"SIP/2.0/UDP 10.0.0.{draw(st.integers(1, 254))}:5060;branch=z9hG4bK"
-                f"{draw(TOKEN)}"),
+        ("Via", f"SIP/2.0/UDP 10.0.0.{draw(st.integers(1, 254))}:5060;branch=z9hG4bK{draw(TOKEN)}"),
         ("From", f"<sip:{draw(TOKEN)}@example.com>;tag={draw(TOKEN)}"),
         ("To", f"<sip:{draw(TOKEN)}@example.com>"),
         ("Call-ID", draw(TOKEN)),
@@ -50,7 +53,7 @@ def messages(draw: st.DrawFn) -> Request | Response:
 
 
 @given(messages())
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_parse_serialize_round_trip(msg: Request | Response) -> None:
     data = msg.to_bytes()
     parsed = parse_message(data)
@@ -71,7 +74,7 @@ def test_parse_serialize_round_trip(msg: Request | Response) -> None:
 
 
 @given(st.binary(max_size=2000))
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 def test_random_bytes_only_raise_remote_protocol_error(data: bytes) -> None:
     try:
         parse_message(data)
@@ -84,7 +87,7 @@ def test_random_bytes_only_raise_remote_protocol_error(data: bytes) -> None:
 
 
 @given(st.data())
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_mutated_messages_only_raise_remote_protocol_error(data: st.DataObject) -> None:
     base = bytearray(data.draw(st.sampled_from([INVITE, WSINV])))
     for _ in range(data.draw(st.integers(1, 8))):
@@ -95,8 +98,11 @@ def test_mutated_messages_only_raise_remote_protocol_error(data: st.DataObject) 
         elif action == "delete":
             del base[pos : pos + data.draw(st.integers(1, 20))]
         else:
-            base[pos:pos] = data.draw(st.sampled_from([b",", b";", b"\r\n", b" ", b":", b'"',
-                                                       b"<", b">", b"\x00", b"=", b"\r\n "]))
+            base[pos:pos] = data.draw(
+                st.sampled_from(
+                    [b",", b";", b"\r\n", b" ", b":", b'"', b"<", b">", b"\x00", b"=", b"\r\n "]
+                )
+            )
         if not base:
             break
     raw = bytes(base)
@@ -106,14 +112,23 @@ def test_mutated_messages_only_raise_remote_protocol_error(data: st.DataObject) 
         return
     # Whatever parsed must serialise and re-parse, and its typed fields parse or fail cleanly.
     parse_message(msg.to_bytes())
-    for accessor in ("cseq", "from_", "to", "top_via", "vias", "contacts", "route",
-                     "reasons", "max_forwards"):
+    for accessor in (
+        "cseq",
+        "from_",
+        "to",
+        "top_via",
+        "vias",
+        "contacts",
+        "route",
+        "reasons",
+        "max_forwards",
+    ):
         with contextlib.suppress(RemoteProtocolError):
             getattr(msg, accessor)
 
 
 @given(st.lists(st.binary(max_size=600), max_size=20), st.data())
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_agent_survives_garbage_and_still_answers(
     garbage: list[bytes], data: st.DataObject
 ) -> None:
@@ -127,8 +142,9 @@ def test_agent_survives_garbage_and_still_answers(
     ua.datagrams_to_send(0.0)
     while ua.next_event() is not None:
         pass
-    ua.receive_datagram(INVITE.replace(b"z9hG4bK776asdhds", b"z9hG4bKfresh"), ("127.0.0.1", 5999),
-                        1.0)
+    ua.receive_datagram(
+        INVITE.replace(b"z9hG4bK776asdhds", b"z9hG4bKfresh"), ("127.0.0.1", 5999), 1.0
+    )
     events = []
     while (event := ua.next_event()) is not None:
         events.append(type(event).__name__)
@@ -144,7 +160,10 @@ def test_atheris_fuzz_target_runs_clean_for_a_bounded_time(tmp_path: Path) -> No
     target = Path(__file__).with_name("fuzz_parser.py")
     proc = subprocess.run(
         [sys.executable, str(target), "-max_total_time=10", "-rss_limit_mb=1024", str(seeds)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not list(tmp_path.glob("crash-*"))

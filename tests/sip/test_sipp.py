@@ -43,8 +43,16 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 async def sipp(cwd: Path, *args: str, timeout: float = 60) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        "sipp", *args, "-nostdin", "-trace_err", "-timeout", "40", "-timeout_error",
-        cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "sipp",
+        *args,
+        "-nostdin",
+        "-trace_err",
+        "-timeout",
+        "40",
+        "-timeout_error",
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     errors = "".join(p.read_text(errors="replace")[-3000:] for p in cwd.glob("*_errors.log"))
@@ -87,11 +95,27 @@ def test_sipp_uac_calls_our_uas(tmp_path: Path, transport: str) -> None:
         uas.transport = await opener(config, uas.handle)
         port = uas.transport.local[1]
         mode = ["-t", "u1"] if transport == "udp" else ["-t", "t1"]
-        calls_done = asyncio.create_task(sipp(
-            tmp_path, "-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1",
-            "-p", str(free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)),
-            *mode, "-m", str(calls), "-r", "20", "-d", "200", "-l", "20",
-        ))
+        calls_done = asyncio.create_task(
+            sipp(
+                tmp_path,
+                "-sn",
+                "uac",
+                f"127.0.0.1:{port}",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)),
+                *mode,
+                "-m",
+                str(calls),
+                "-r",
+                "20",
+                "-d",
+                "200",
+                "-l",
+                "20",
+            )
+        )
         if transport == "udp":
             await asyncio.sleep(0.5)  # calls in progress: now a burst of malformed messages
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
@@ -125,8 +149,9 @@ def test_our_uac_calls_sipp_uas(tmp_path: Path, transport_kind: str) -> None:
         port = free_port(socket.SOCK_DGRAM if transport_kind == "udp" else socket.SOCK_STREAM)
         mode = ["-t", "u1"] if transport_kind == "udp" else ["-t", "t1"]
         proc_task = asyncio.create_task(
-            sipp(tmp_path, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls),
-                 *mode)
+            sipp(
+                tmp_path, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), *mode
+            )
         )
         await asyncio.sleep(0.5)  # let SIPp bind
         counts = {"answered": 0, "ended": 0, "failed": 0}
@@ -138,8 +163,9 @@ def test_our_uac_calls_sipp_uas(tmp_path: Path, transport_kind: str) -> None:
             if isinstance(event, ev.Answered):
                 counts["answered"] += 1
                 leg = event.leg
-                transport.loop.call_later(0.05, lambda: (
-                    transport.ua.bye(leg, transport.loop.time()), transport.flush()))
+                transport.loop.call_later(
+                    0.05, lambda: (transport.ua.bye(leg, transport.loop.time()), transport.flush())
+                )
             elif isinstance(event, ev.Ended):
                 counts["ended"] += 1
             elif isinstance(event, ev.Failed):
@@ -151,8 +177,10 @@ def test_our_uac_calls_sipp_uas(tmp_path: Path, transport_kind: str) -> None:
         transport = await opener(UAConfig(("127.0.0.1", 0)), handle)
         for i in range(calls):
             transport.ua.invite(
-                f"sip:service@127.0.0.1:{port}", from_=f"sip:caller{i}@127.0.0.1",
-                now=transport.loop.time(), body=SDP,
+                f"sip:service@127.0.0.1:{port}",
+                from_=f"sip:caller{i}@127.0.0.1",
+                now=transport.loop.time(),
+                body=SDP,
             )
             transport.flush()
             await asyncio.sleep(0.01)
@@ -184,8 +212,10 @@ class Bridge:
         ua, now = self.transport.ua, self.transport.loop.time()
         if isinstance(event, ev.IncomingCall):
             out = ua.invite(
-                f"sip:agent@127.0.0.1:{self.next_hop}", from_=event.request.get("From") or "",
-                now=now, body=event.request.body,
+                f"sip:agent@127.0.0.1:{self.next_hop}",
+                from_=event.request.get("From") or "",
+                now=now,
+                body=event.request.body,
             )
             self.peer[out], self.peer[event.leg] = event.leg, out
         elif isinstance(event, ev.Progress):
@@ -213,16 +243,36 @@ def test_sipp_uac_through_our_bridge_to_sipp_uas(tmp_path: Path) -> None:
         (tmp_path / "uas").mkdir()
         (tmp_path / "uac").mkdir()
         uas_task = asyncio.create_task(
-            sipp(tmp_path / "uas", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port),
-                 "-m", str(calls))
+            sipp(
+                tmp_path / "uas",
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(uas_port),
+                "-m",
+                str(calls),
+            )
         )
         await asyncio.sleep(0.5)
         bridge = Bridge(uas_port)
         bridge.transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0)), bridge.handle)
         uac_code, uac_out = await sipp(
-            tmp_path / "uac", "-sn", "uac", f"127.0.0.1:{bridge.transport.local[1]}",
-            "-i", "127.0.0.1", "-p", str(free_port()), "-m", str(calls), "-r", "20",
-            "-d", "200",
+            tmp_path / "uac",
+            "-sn",
+            "uac",
+            f"127.0.0.1:{bridge.transport.local[1]}",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-m",
+            str(calls),
+            "-r",
+            "20",
+            "-d",
+            "200",
         )
         uas_code, uas_out = await uas_task
         await asyncio.sleep(0.2)
@@ -254,11 +304,24 @@ def test_sipp_uac_with_packet_loss_still_completes(tmp_path: Path) -> None:
                 ended_local += 1
             uas.handle(event)
 
-        uas.transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0), timers=fast),
-                                                    handle)
+        uas.transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0), timers=fast), handle)
         code, output = await sipp(
-            tmp_path, "-sn", "uac", f"127.0.0.1:{uas.transport.local[1]}", "-i", "127.0.0.1",
-            "-p", str(free_port()), "-m", str(calls), "-r", "20", "-d", "200", "-lost", "10",
+            tmp_path,
+            "-sn",
+            "uac",
+            f"127.0.0.1:{uas.transport.local[1]}",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-m",
+            str(calls),
+            "-r",
+            "20",
+            "-d",
+            "200",
+            "-lost",
+            "10",
         )
         for _ in range(80):  # 64*T1 = 6.4 s at most for the ACK timeouts
             if uas.transport.ua.active_legs == 0:
@@ -281,15 +344,26 @@ def test_sipp_registers_with_digest_against_our_registrar(tmp_path: Path) -> Non
     scenario = Path(__file__).with_name("scenarios") / "register_digest.xml"
 
     async def main() -> tuple[int, str, list[str]]:
-        registrar = Registrar({"agent1": "s3cret"}.get,
-                              auth=DigestServer("legato", algorithm="MD5"))
+        registrar = Registrar(
+            {"agent1": "s3cret"}.get, auth=DigestServer("legato", algorithm="MD5")
+        )
         transport = await SipTransport.open_udp(
             UAConfig(("127.0.0.1", 0)), lambda event: None, registrar=registrar
         )
         phone_port = free_port()
         code, output = await sipp(
-            tmp_path, "-sf", str(scenario), f"127.0.0.1:{transport.local[1]}",
-            "-i", "127.0.0.1", "-p", str(phone_port), "-m", str(calls), "-r", "10",
+            tmp_path,
+            "-sf",
+            str(scenario),
+            f"127.0.0.1:{transport.local[1]}",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(phone_port),
+            "-m",
+            str(calls),
+            "-r",
+            "10",
         )
         bindings = [b.uri for b in registrar.lookup("sip:agent1@127.0.0.1", transport.loop.time())]
         await transport.close()
@@ -311,9 +385,11 @@ def test_our_uac_answers_a_trunk_digest_challenge(
 
     async def main() -> tuple[int, str, list[str]]:
         port = free_port()
-        trunk = asyncio.create_task(sipp(
-            tmp_path, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls)
-        ))
+        trunk = asyncio.create_task(
+            sipp(
+                tmp_path, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls)
+            )
+        )
         await asyncio.sleep(0.5)
         outcomes: list[str] = []
         done = asyncio.Event()
@@ -332,8 +408,10 @@ def test_our_uac_answers_a_trunk_digest_challenge(
         transport = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0)), handle)
         for i in range(calls):
             transport.ua.invite(
-                f"sip:+1555000{i}@127.0.0.1:{port}", from_="sip:acct@127.0.0.1",
-                now=transport.loop.time(), credentials=Credentials("acct", password),
+                f"sip:+1555000{i}@127.0.0.1:{port}",
+                from_="sip:acct@127.0.0.1",
+                now=transport.loop.time(),
+                credentials=Credentials("acct", password),
             )
             transport.flush()
         await asyncio.wait_for(done.wait(), 20)

@@ -151,9 +151,7 @@ def test_invite_server_sends_100_after_trying_delay_unless_answered() -> None:
     quick = ServerTransaction(request(), PEER, out, CFG, False, now=0.0)
     quick.respond(make_response(quick.request, 180, to_tag="t"), 0.05)
     assert quick.deadline is None and len(out) == 1  # no 100 once the TU has answered
-    immediate = ServerTransaction(
-        request(), PEER, out, TimerConfig(trying_delay=0), False, now=0.0
-    )
+    immediate = ServerTransaction(request(), PEER, out, TimerConfig(trying_delay=0), False, now=0.0)
     assert immediate.state is State.PROCEEDING and len(out) == 2
 
 

@@ -31,8 +31,11 @@ def ua(net: Net, addr: tuple[str, int]) -> UserAgent:
 def call(net: Net, **kwargs: object) -> tuple[int, int]:
     """A calls B; returns (A's leg, B's leg) with B's IncomingCall taken."""
     leg = ua(net, A).invite(
-        "sip:bob@127.0.0.1:5070", from_="Alice <sip:alice@127.0.0.1>", now=net.now,
-        body=SDP_OFFER, **kwargs,  # type: ignore[arg-type]
+        "sip:bob@127.0.0.1:5070",
+        from_="Alice <sip:alice@127.0.0.1>",
+        now=net.now,
+        body=SDP_OFFER,
+        **kwargs,  # type: ignore[arg-type]
     )
     net.deliver()
     (incoming,) = net.take(B)
@@ -65,8 +68,11 @@ def test_basic_call_answer_and_bye_from_caller(net: Net) -> None:
     (ended_a,) = net.take(A)
     assert ended_a == ev.Ended(a_leg, "local", Reason("Q.850", 16), 200)
     assert net.lines() == [
-        "INVITE sip:bob@127.0.0.1:5070 SIP/2.0", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK",
-        "ACK sip:legato@127.0.0.1:5070 SIP/2.0", "BYE sip:legato@127.0.0.1:5070 SIP/2.0",
+        "INVITE sip:bob@127.0.0.1:5070 SIP/2.0",
+        "SIP/2.0 180 Ringing",
+        "SIP/2.0 200 OK",
+        "ACK sip:legato@127.0.0.1:5070 SIP/2.0",
+        "BYE sip:legato@127.0.0.1:5070 SIP/2.0",
         "SIP/2.0 200 OK",
     ]
     net.advance(40)
@@ -121,8 +127,10 @@ def test_cancel_gives_487_and_200_and_events_on_both_sides(net: Net) -> None:
     assert isinstance(failed, ev.Failed) and failed.status == 487
     lines = net.lines()
     assert lines[-4:] == [
-        "CANCEL sip:bob@127.0.0.1:5070 SIP/2.0", "SIP/2.0 200 OK",
-        "SIP/2.0 487 Request Terminated", "ACK sip:bob@127.0.0.1:5070 SIP/2.0",
+        "CANCEL sip:bob@127.0.0.1:5070 SIP/2.0",
+        "SIP/2.0 200 OK",
+        "SIP/2.0 487 Request Terminated",
+        "ACK sip:bob@127.0.0.1:5070 SIP/2.0",
     ]
     assert ua(net, B).respond(b_leg, 200, net.now) is False  # the race is harmless
 
@@ -225,8 +233,11 @@ def test_no_ack_ends_the_call_with_bye(net: Net) -> None:
     ua(net, B).respond(b_leg, 200, net.now)
     net.advance(33)
     ended = [e for e in net.take(B) if isinstance(e, ev.Ended)]
-    assert ended and ended[0].by == "local" and ended[0].reason == Reason("SIP", 408,
-                                                                          "ACK not received")
+    assert (
+        ended
+        and ended[0].by == "local"
+        and ended[0].reason == Reason("SIP", 408, "ACK not received")
+    )
     retrans = [line for line in net.lines(A) if line == "SIP/2.0 200 OK"]
     assert 8 <= len(retrans) <= 12  # 0, .5, 1.5, 3.5, 7.5, 11.5 ... capped at T2
 
@@ -269,10 +280,16 @@ def test_options_answered_in_and_out_of_dialog(net: Net) -> None:
     from legato.sip import Request as Req
 
     options = Req(
-        "OPTIONS", "sip:127.0.0.1:5070",
-        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKopt1"), ("From", "<sip:a@h>;tag=1"),
-         ("To", "<sip:b@h>"), ("Call-ID", "opt"), ("CSeq", "1 OPTIONS"),
-         ("Max-Forwards", "70")],
+        "OPTIONS",
+        "sip:127.0.0.1:5070",
+        [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKopt1"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>"),
+            ("Call-ID", "opt"),
+            ("CSeq", "1 OPTIONS"),
+            ("Max-Forwards", "70"),
+        ],
     )
     ua(net, B).receive_datagram(options.to_bytes(), A, 0.0)
     ((data, addr),) = ua(net, B).datagrams_to_send(0.0)
@@ -283,17 +300,29 @@ def test_options_answered_in_and_out_of_dialog(net: Net) -> None:
 
 def test_requests_outside_any_dialog(net: Net) -> None:
     bye = Request(
-        "BYE", "sip:127.0.0.1:5070",
-        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbye1"), ("From", "<sip:a@h>;tag=1"),
-         ("To", "<sip:b@h>;tag=nope"), ("Call-ID", "x"), ("CSeq", "1 BYE")],
+        "BYE",
+        "sip:127.0.0.1:5070",
+        [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbye1"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>;tag=nope"),
+            ("Call-ID", "x"),
+            ("CSeq", "1 BYE"),
+        ],
     )
     ua(net, B).receive_datagram(bye.to_bytes(), A, 0.0)
     ((data, _),) = ua(net, B).datagrams_to_send(0.0)
     assert parse_message(data).status == 481  # type: ignore[union-attr]
     message = Request(
-        "MESSAGE", "sip:127.0.0.1:5070",
-        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKm1"), ("From", "<sip:a@h>;tag=1"),
-         ("To", "<sip:b@h>"), ("Call-ID", "y"), ("CSeq", "1 MESSAGE")],
+        "MESSAGE",
+        "sip:127.0.0.1:5070",
+        [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKm1"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>"),
+            ("Call-ID", "y"),
+            ("CSeq", "1 MESSAGE"),
+        ],
     )
     ua(net, B).receive_datagram(message.to_bytes(), A, 0.0)
     ((data, _),) = ua(net, B).datagrams_to_send(0.0)
@@ -338,10 +367,16 @@ def test_require_unknown_extension_gets_420_and_zero_max_forwards_483(net: Net) 
 def test_received_and_rport_stamped_and_answer_goes_to_source() -> None:
     b = UserAgent(UAConfig(B))
     invite = Request(
-        "INVITE", "sip:b@127.0.0.1:5070",
-        [("Via", "SIP/2.0/UDP 10.1.1.1:5999;branch=z9hG4bKnat;rport"),
-         ("From", "<sip:a@h>;tag=1"), ("To", "<sip:b@h>"), ("Call-ID", "nat"),
-         ("CSeq", "1 INVITE"), ("Contact", "<sip:a@10.1.1.1:5999>")],
+        "INVITE",
+        "sip:b@127.0.0.1:5070",
+        [
+            ("Via", "SIP/2.0/UDP 10.1.1.1:5999;branch=z9hG4bKnat;rport"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>"),
+            ("Call-ID", "nat"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", "<sip:a@10.1.1.1:5999>"),
+        ],
     )
     b.receive_datagram(invite.to_bytes(), ("127.0.0.9", 40000), 0.0)
     (incoming,) = [b.next_event()]
@@ -400,10 +435,15 @@ def test_timer_values_come_from_config() -> None:
 def test_invite_without_contact_gets_400_through_its_transaction() -> None:
     b = UserAgent(UAConfig(B))
     invite = Request(
-        "INVITE", "sip:b@127.0.0.1:5070",
-        [("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnocontact"),
-         ("From", "<sip:a@h>;tag=1"), ("To", "<sip:b@h>"), ("Call-ID", "nc"),
-         ("CSeq", "1 INVITE")],
+        "INVITE",
+        "sip:b@127.0.0.1:5070",
+        [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnocontact"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>"),
+            ("Call-ID", "nc"),
+            ("CSeq", "1 INVITE"),
+        ],
     )
     b.receive_datagram(invite.to_bytes(), A, 0.0)
     ((data, _),) = b.datagrams_to_send(0.0)
@@ -461,8 +501,9 @@ def test_memory_per_held_call_is_bounded() -> None:
     try:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(calls):
-            ua(net, A).invite("sip:bob@127.0.0.1:5070", from_="sip:alice@127.0.0.1",
-                              now=net.now, body=SDP_OFFER)
+            ua(net, A).invite(
+                "sip:bob@127.0.0.1:5070", from_="sip:alice@127.0.0.1", now=net.now, body=SDP_OFFER
+            )
         net.deliver()
         for event in net.take(B):
             assert isinstance(event, ev.IncomingCall)
@@ -505,10 +546,16 @@ def test_late_bye_after_the_call_ended_gets_200_then_481_after_64_t1(net: Net) -
 
 def _invite(uri: str = "sip:b@127.0.0.1:5070", branch: str = "z9hG4bKe1") -> Request:
     return Request(
-        "INVITE", uri,
-        [("Via", f"SIP/2.0/UDP 127.0.0.1:5060;branch={branch}"), ("From", "<sip:a@h>;tag=1"),
-         ("To", "<sip:b@h>"), ("Call-ID", f"c-{branch}"), ("CSeq", "1 INVITE"),
-         ("Contact", "<sip:a@127.0.0.1:5060>")],
+        "INVITE",
+        uri,
+        [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:5060;branch={branch}"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>"),
+            ("Call-ID", f"c-{branch}"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", "<sip:a@127.0.0.1:5060>"),
+        ],
     )
 
 
@@ -528,17 +575,27 @@ def test_cancel_after_the_final_response_changes_nothing() -> None:
     assert isinstance(incoming, ev.IncomingCall)
     b.respond(incoming.leg, 200, 0.0)
     b.datagrams_to_send(0.0)
-    cancel = Request("CANCEL", invite.uri, [
-        (n, v) for n, v in invite.headers if n in ("Via", "From", "To", "Call-ID")
-    ] + [("CSeq", "1 CANCEL")])
+    cancel = Request(
+        "CANCEL",
+        invite.uri,
+        [(n, v) for n, v in invite.headers if n in ("Via", "From", "To", "Call-ID")]
+        + [("CSeq", "1 CANCEL")],
+    )
     b.receive_datagram(cancel.to_bytes(), A, 0.1)
     ((data, _),) = b.datagrams_to_send(0.1)
     assert parse_message(data).status == 200  # type: ignore[union-attr]
     assert b.next_event() is None and b.leg_state(incoming.leg) == "confirmed"
-    stray = Request("CANCEL", invite.uri, [
-        ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnomatch"), ("From", "<sip:a@h>;tag=1"),
-        ("To", "<sip:b@h>"), ("Call-ID", "zz"), ("CSeq", "1 CANCEL"),
-    ])
+    stray = Request(
+        "CANCEL",
+        invite.uri,
+        [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnomatch"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>"),
+            ("Call-ID", "zz"),
+            ("CSeq", "1 CANCEL"),
+        ],
+    )
     b.receive_datagram(stray.to_bytes(), A, 0.2)
     ((data, _),) = b.datagrams_to_send(0.2)
     assert parse_message(data).status == 481  # type: ignore[union-attr]

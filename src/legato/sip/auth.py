@@ -94,14 +94,27 @@ class Challenge:
             raise RemoteProtocolError(f"unsupported digest algorithm {params['algorithm']!r}")
         qop = tuple(q.strip().lower() for q in params.get("qop", "").split(",") if q.strip())
         return cls(
-            params["realm"], params["nonce"], algorithm, qop, params.get("opaque"),
+            params["realm"],
+            params["nonce"],
+            algorithm,
+            qop,
+            params.get("opaque"),
             params.get("stale", "").lower() == "true",
         )
 
 
 def _response(
-    algorithm: str, username: str, realm: str, password: str, nonce: str, cnonce: str,
-    nc: str, qop: str | None, method: str, uri: str, body: bytes,
+    algorithm: str,
+    username: str,
+    realm: str,
+    password: str,
+    nonce: str,
+    cnonce: str,
+    nc: str,
+    qop: str | None,
+    method: str,
+    uri: str,
+    body: bytes,
 ) -> str:
     base = algorithm.removesuffix("-sess")
     h = _HASHES[base]
@@ -132,12 +145,24 @@ def authorization_for(
     cnonce = cnonce or secrets.token_hex(8)
     nc_text = f"{nc:08x}"
     digest = _response(
-        challenge.algorithm, credentials.username, challenge.realm, credentials.password,
-        challenge.nonce, cnonce, nc_text, qop, method, uri, body,
+        challenge.algorithm,
+        credentials.username,
+        challenge.realm,
+        credentials.password,
+        challenge.nonce,
+        cnonce,
+        nc_text,
+        qop,
+        method,
+        uri,
+        body,
     )
     parts = [
-        f'username="{credentials.username}"', f'realm="{challenge.realm}"',
-        f'nonce="{challenge.nonce}"', f'uri="{uri}"', f'response="{digest}"',
+        f'username="{credentials.username}"',
+        f'realm="{challenge.realm}"',
+        f'nonce="{challenge.nonce}"',
+        f'uri="{uri}"',
+        f'response="{digest}"',
         f"algorithm={challenge.algorithm}",
     ]
     if qop:
@@ -177,7 +202,11 @@ class DigestServer:
         return value + (", stale=true" if stale else "")
 
     def verify(
-        self, header: str, method: str, password_for: Callable[[str], str | None], now: float,
+        self,
+        header: str,
+        method: str,
+        password_for: Callable[[str], str | None],
+        now: float,
         body: bytes = b"",
     ) -> tuple[bool, bool, str | None]:
         """-> (ok, stale, username). `stale` means: right password, expired nonce."""
@@ -205,8 +234,17 @@ class DigestServer:
         qop = p.get("qop")
         nc = p.get("nc", "")
         expected = _response(
-            algorithm, username, self.realm, password, nonce, p.get("cnonce", ""), nc, qop,
-            method, p["uri"], body,
+            algorithm,
+            username,
+            self.realm,
+            password,
+            nonce,
+            p.get("cnonce", ""),
+            nc,
+            qop,
+            method,
+            p["uri"],
+            body,
         )
         if not hmac.compare_digest(expected, p["response"]):
             return False, False, username

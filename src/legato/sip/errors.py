@@ -21,9 +21,7 @@ class SipError(Exception):
 class RemoteProtocolError(SipError):
     """The peer broke the protocol; `reason` says which rule, `status_code` what to answer."""
 
-    def __init__(
-        self, reason: str, status_code: int = 400, partial: Message | None = None
-    ) -> None:
+    def __init__(self, reason: str, status_code: int = 400, partial: Message | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status_code = status_code

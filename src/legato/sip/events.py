@@ -113,6 +113,14 @@ class BadMessage:
 
 
 Event = (
-    IncomingCall | Progress | Answered | Failed | Cancelled | Confirmed | Ended
-    | DialogRequest | DialogResponse | BadMessage
+    IncomingCall
+    | Progress
+    | Answered
+    | Failed
+    | Cancelled
+    | Confirmed
+    | Ended
+    | DialogRequest
+    | DialogResponse
+    | BadMessage
 )

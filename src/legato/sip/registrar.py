@@ -105,16 +105,13 @@ class Registrar:
                 raise RemoteProtocolError("Contact: '*' must be the only contact")
             expires = self._expires(contact, header_expires)
             if 0 < expires < self.min_expires:
-                return make_response(
-                    request, 423, headers=[("Min-Expires", str(self.min_expires))]
-                )
+                return make_response(request, 423, headers=[("Min-Expires", str(self.min_expires))])
             q = _q(contact)
             updates.append((str(SipURI.parse(contact.uri)), min(expires, self.max_expires), q))
         for uri, _, _ in updates:
             old = bindings.get(uri)
             if old is not None and old.call_id == call_id and old.cseq >= cseq:
-                raise RemoteProtocolError("CSeq: not higher than the binding's last REGISTER",
-                                          500)
+                raise RemoteProtocolError("CSeq: not higher than the binding's last REGISTER", 500)
         for uri, expires, q in updates:
             if expires == 0:
                 bindings.pop(uri, None)

@@ -54,8 +54,17 @@ class State(enum.Enum):
 class Transaction:
     """What every transaction shares: a request, a peer address, named timers, an outbox."""
 
-    __slots__ = ("_timers", "dest", "leg", "out", "reliable", "request", "scheduled", "state",
-                 "timer_config")
+    __slots__ = (
+        "_timers",
+        "dest",
+        "leg",
+        "out",
+        "reliable",
+        "request",
+        "scheduled",
+        "state",
+        "timer_config",
+    )
 
     def __init__(
         self,

@@ -74,7 +74,11 @@ class SipTransport:
     # ------------------------------------------------------------- creation
     @classmethod
     async def open_udp(
-        cls, config: UAConfig, handler: Handler, *, registrar: Registrar | None = None,
+        cls,
+        config: UAConfig,
+        handler: Handler,
+        *,
+        registrar: Registrar | None = None,
         buffer_size: int = DEFAULT_BUFFER,
     ) -> SipTransport:
         """Bind UDP on `config.local` (port 0: any free port, written back into the config)."""

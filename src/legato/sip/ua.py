@@ -74,16 +74,36 @@ class _Leg:
     agent or to transactions), so a finished call is freed by reference counting alone."""
 
     __slots__ = (
-        "ack_data", "answered", "auth_tries", "bye_reason", "cancel_reason", "cancel_requested",
-        "cancel_sent", "credentials", "defer_ack", "dialog", "hop_cache", "id", "invite",
+        "ack_data",
+        "answered",
+        "auth_tries",
+        "bye_reason",
+        "cancel_reason",
+        "cancel_requested",
+        "cancel_sent",
+        "credentials",
+        "defer_ack",
+        "dialog",
+        "hop_cache",
+        "id",
+        "invite",
         "invite_key",
-        "local_tag", "peer", "pending_ack", "provisional_seen", "reply_to", "retrans_data",
+        "local_tag",
+        "peer",
+        "pending_ack",
+        "provisional_seen",
+        "reply_to",
+        "retrans_data",
         "retrans_give_up",
-        "retrans_interval", "retrans_next", "role", "state",
+        "retrans_interval",
+        "retrans_next",
+        "role",
+        "state",
     )
 
-    def __init__(self, leg_id: int, role: Literal["uac", "uas"], invite: Request,
-                 local_tag: str, peer: Addr) -> None:
+    def __init__(
+        self, leg_id: int, role: Literal["uac", "uas"], invite: Request, local_tag: str, peer: Addr
+    ) -> None:
         self.id = leg_id
         self.role = role
         self.invite = invite
@@ -450,8 +470,14 @@ class UserAgent:
         return leg
 
     def _response(
-        self, request: Request, status: int, reason_phrase: str | None, to_tag: str | None,
-        body: bytes, content_type: str, reason: Reason | None,
+        self,
+        request: Request,
+        status: int,
+        reason_phrase: str | None,
+        to_tag: str | None,
+        body: bytes,
+        content_type: str,
+        reason: Reason | None,
         headers: Iterable[tuple[str, str]],
     ) -> Response:
         response = make_response(
@@ -611,8 +637,15 @@ class UserAgent:
             value = _set_rport(value, addr[1])
         request.replace_first("Via", value)
 
-    def _answer(self, tx: ServerTransaction, key: _ServerKey, status: int, now: float,
-                phrase: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def _answer(
+        self,
+        tx: ServerTransaction,
+        key: _ServerKey,
+        status: int,
+        now: float,
+        phrase: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
         to_tag = None if tx.request.to.tag else self._token()
         response = self._response(tx.request, status, phrase, to_tag, b"", "", None, headers)
         tx.respond(response, now)
@@ -653,7 +686,8 @@ class UserAgent:
             self._answer(tx, key, 483, now)
             return
         required = {
-            option.strip().lower() for value in request.get_all("Require")
+            option.strip().lower()
+            for value in request.get_all("Require")
             for option in value.split(",")
         } - _SUPPORTED_EXTENSIONS
         if required:
@@ -713,9 +747,7 @@ class UserAgent:
             return
         leg = self._legs.get(invite_tx.leg) if invite_tx.leg is not None else None
         tag = leg.local_tag if leg is not None else self._token()
-        invite_tx.respond(
-            self._response(invite_tx.request, 487, None, tag, b"", "", None, ()), now
-        )
+        invite_tx.respond(self._response(invite_tx.request, 487, None, tag, b"", "", None, ()), now)
         self._after_server(invite_key, invite_tx)
         if leg is not None:
             self._events.append(ev.Cancelled(leg.id, _first_reason(request), request))
@@ -811,7 +843,12 @@ class UserAgent:
         self._send_request(fork.new_request("BYE", self._via(), None), dest, None, now)
 
     def _send_ack(
-        self, leg: _Leg, cseq: int, now: float, body: bytes, content_type: str,
+        self,
+        leg: _Leg,
+        cseq: int,
+        now: float,
+        body: bytes,
+        content_type: str,
         tx: ClientTransaction | None = None,
     ) -> None:
         dialog = leg.dialog
@@ -887,7 +924,8 @@ class UserAgent:
         method = old.method
         seq = old.cseq.seq + 1
         headers = [
-            (n, v) for n, v in old.headers
+            (n, v)
+            for n, v in old.headers
             if n not in ("Via", "CSeq", "Authorization", "Proxy-Authorization")
         ]
         headers.insert(0, ("Via", self._via()))
