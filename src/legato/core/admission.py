@@ -51,7 +51,7 @@ def _set(values: list[str] | None) -> frozenset[str] | None:
     return None if values is None else frozenset(values)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRequest:
     """Who is calling whom. leg1: caller / agents / subscriber; leg2: customers."""
 
@@ -63,7 +63,7 @@ class CallRequest:
     transactional: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Dropped:
     """A number left out before dialling, and the rule that dropped it."""
 
@@ -77,7 +77,7 @@ class Dropped:
                 "detail": self.detail}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     """``status`` None means admitted; ``leg1``/``leg2`` are what is left to dial."""
 

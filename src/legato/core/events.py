@@ -4,6 +4,10 @@ Events go in (something happened on a leg, a prompt finished, a digit arrived); 
 come out (dial this number, play that prompt, bridge two legs). A leg is named by a small
 integer that is unique within its call; the driver maps it to its own handle (a virtual
 phone in `sim`, a SIP dialog in `sip`).
+
+They are values, never changed after they are made; they are not declared frozen only
+because a frozen dataclass costs five times as much to build, and the engine builds
+about twenty of them per call.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 # ----------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LegProgress:
     """A provisional response (1xx) on a leg we dialled; 180/183 mean it is ringing."""
 
@@ -22,14 +26,14 @@ class LegProgress:
     sip_code: int = 180
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LegAnswered:
     """The far end answered (200 OK) a leg we dialled."""
 
     leg: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LegFailed:
     """A dialled leg ended without an answer: a final failure response, or none at all.
 
@@ -43,7 +47,7 @@ class LegFailed:
     reason_phrase: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LegHangup:
     """The far end of a leg hung up: a BYE, or the inbound caller abandoning (CANCEL)."""
 
@@ -51,7 +55,7 @@ class LegHangup:
     reason_cause: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Digits:
     """DTMF digits pressed on a leg (in order; several at once is allowed)."""
 
@@ -59,14 +63,14 @@ class Digits:
     digits: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlayDone:
     """A prompt started by `Play` or `Gather` finished playing (or was stopped)."""
 
     play: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FlowFetched:
     """The answer to `FetchFlow`: the validated steps of the new flow, or why there are
     none (unreachable URL, bad document, unknown verb). The steps replace what was left."""
@@ -81,7 +85,7 @@ Event = LegProgress | LegAnswered | LegFailed | LegHangup | Digits | PlayDone | 
 # --------------------------------------------------------------------------- commands
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Dial:
     """Place an outbound leg to ``number`` (INVITE). Legato runs the ring timer itself."""
 
@@ -90,28 +94,28 @@ class Dial:
     caller_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cancel:
     """Stop a leg that is still ringing (CANCEL); the driver reports the final response."""
 
     leg: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ring:
     """Tell the inbound caller the call is progressing (100 Trying + 180 Ringing)."""
 
     leg: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """Answer the inbound caller's leg (200 OK)."""
 
     leg: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reject:
     """Refuse the inbound caller's leg with a final response and a Q.850 Reason."""
 
@@ -120,7 +124,7 @@ class Reject:
     q850_cause: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hangup:
     """Hang up an answered leg (BYE) with a Q.850 Reason."""
 
@@ -128,7 +132,7 @@ class Hangup:
     q850_cause: int = 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Play:
     """Play a prompt to a leg; the driver reports `PlayDone` when it ends."""
 
@@ -139,7 +143,7 @@ class Play:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gather:
     """Play a gather's prompt and collect digits; ``gather`` counts the call's gathers."""
 
@@ -151,14 +155,14 @@ class Gather:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StopPlay:
     """Stop a prompt that is playing (barge-in, or the leg is going away)."""
 
     play: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bridge:
     """Connect the audio of two answered legs."""
 
@@ -166,7 +170,7 @@ class Bridge:
     b: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchFlow:
     """Fetch the next flow document (dynamic flows: TwiML, Legato JSON).
 

@@ -100,7 +100,7 @@ class CallEvent:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AdmissionRecord:
     """Why a call was admitted, or which policy stopped it before anything was dialled."""
 

@@ -19,7 +19,7 @@ Party = str  # "leg1" | "leg2" | "platform"
 PARTIES = ("leg1", "leg2", "platform")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallFacts:
     """What the resolver needs to know about a finished call, and nothing more.
 
@@ -37,7 +37,7 @@ class CallFacts:
     dial_steps: tuple[Outcome, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Resolution:
     status: Status
     disconnected_by: Party
