@@ -25,14 +25,18 @@ python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 say "Services: PostgreSQL and Redis on 127.0.0.1"
 bash scripts/services.sh
 
-say "Lint, types, architecture, generated docs"
-ruff check src tests bench
-mypy
-lint-imports
-python3 -m legato.docsgen --check
+failed=()
+step() {  # run a check, remember a failure, go on so one run shows every problem
+  local name=$1; shift
+  say "$name"
+  "$@" || failed+=("$name")
+}
 
-say "Example scenarios"
-legato simulate examples/scenarios --check
+step "ruff (lint)" ruff check src tests bench
+step "mypy --strict (core)" mypy
+step "import-linter (architecture)" lint-imports
+step "generated docs are current" python3 -m legato.docsgen --check
+step "example scenarios" legato simulate examples/scenarios --check
 
 say "Test suite"
 set +e
@@ -41,6 +45,12 @@ rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no test: the suite must not be empty" >&2
+  rc=1
+fi
+[ "$rc" -eq 0 ] || failed+=("pytest")
+
+if ((${#failed[@]})); then
+  printf '\nFAILED: %s\n' "${failed[*]}" >&2
   exit 1
 fi
-exit "$rc"
+echo "all checks passed"

@@ -24,8 +24,8 @@ from legato.cli import calls as _calls  # noqa: E402,F401
 from legato.cli import db as _db  # noqa: E402,F401
 from legato.cli import dnd as _dnd  # noqa: E402,F401
 from legato.cli import numbers as _numbers  # noqa: E402,F401
+from legato.cli import policy as _policy  # noqa: E402,F401
 from legato.cli import serve as _serve  # noqa: E402,F401
 from legato.cli import simulate as _simulate  # noqa: E402,F401
 from legato.cli import statuses as _statuses  # noqa: E402,F401
 from legato.cli import webhooks as _webhooks  # noqa: E402,F401
-from legato.cli import policy as _policy  # noqa: E402,F401
