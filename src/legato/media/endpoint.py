@@ -108,7 +108,9 @@ class RtpEndpoint:
         self._events = EventReceiver()
         self._source: FrameSource | None = None
         self._source_done: Callable[[bool], None] | None = None
-        self._due = 0.0
+        self._start = 0.0  # loop time of the current source's first frame
+        self._frame = 0  # index of the next frame of the current source
+        self._next_ts = 0
         self._timer: asyncio.TimerHandle | None = None
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._marker = True
@@ -184,7 +186,9 @@ class RtpEndpoint:
         self._source = source
         self._source_done = on_done
         self._marker = True  # a new talkspurt (RFC 3551 §4.1)
-        self._due = self.loop.time()
+        self._start = self.loop.time()
+        self._frame = 0
+        self._next_ts = self.timestamp_at(self._start)
         self._tick()
 
     @property
@@ -211,25 +215,28 @@ class RtpEndpoint:
         now = self.loop.time()
         lateness = self.stats.lateness
         size = self.frame_samples
+        due = self._start + self._frame * self.ptime  # never accumulated: no drift
+        behind = int((now - due) / self.ptime)
         frames = 1
-        behind = int((now - self._due) / self.ptime)
         if behind >= 1:  # the loop stalled: catch up a little, skip the rest
             frames = min(behind + 1, MAX_CATCH_UP)
             skipped = behind + 1 - frames
             if skipped:
                 self.stats.skipped_frames += skipped
-                self._due += skipped * self.ptime
+                self._frame += skipped
+                self._next_ts = (self._next_ts + skipped * size) & 0xFFFFFFFF
         for _ in range(frames):
             if lateness is not None:
-                lateness.append(now - self._due)
+                lateness.append(now - (self._start + self._frame * self.ptime))
             payload = source.next_frame(self.codec, size)
             if payload is None:
                 self._finish(stopped=False)
                 return
-            self.send(payload, self.timestamp_at(self._due), marker=self._marker)
+            self.send(payload, self._next_ts, marker=self._marker)
             self._marker = False
-            self._due += self.ptime
-        self._timer = self.loop.call_at(self._due, self._tick)
+            self._frame += 1
+            self._next_ts = (self._next_ts + size) & 0xFFFFFFFF
+        self._timer = self.loop.call_at(self._start + self._frame * self.ptime, self._tick)
 
     def send_digit(self, digit: str, duration: float = 0.1) -> None:
         """Send one RFC 4733 event (three end packets) paced at ptime; needs event_pt."""

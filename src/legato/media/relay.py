@@ -20,7 +20,7 @@ from legato.media.rtp import RtpPacket
 
 
 class _Direction:
-    __slots__ = ("capture", "offset", "source", "src", "target")
+    __slots__ = ("capture", "offset", "source", "src", "start", "target")
 
     def __init__(self, src: RtpEndpoint, target: RtpEndpoint, capture: Capture | None) -> None:
         self.src = src
@@ -28,6 +28,7 @@ class _Direction:
         self.source: int | None = None  # the SSRC we last forwarded
         self.offset = 0
         self.capture = capture
+        self.start = src.loop.time()
 
     def forward(self, packet: RtpPacket) -> None:
         src, target = self.src, self.target
@@ -48,7 +49,8 @@ class _Direction:
         payload = g711.transcode(packet.payload, codec, target.codec)
         target.send(payload, timestamp, target.pt, marker)
         if self.capture is not None:
-            self.capture.add(packet, codec)
+            arrival = round((src.loop.time() - self.start) * 8000)
+            self.capture.add(packet, codec, arrival)
 
 
 def g711_of(endpoint: RtpEndpoint, pt: int) -> g711.Codec | None:
@@ -70,7 +72,6 @@ class Relay:
         captures = (Capture(), Capture()) if self.record_to else (None, None)
         self._ab = _Direction(a, b, captures[0])
         self._ba = _Direction(b, a, captures[1])
-        self._start = a.loop.time()
         a.stop()
         b.stop()
         a.on_packet = self._ab.forward

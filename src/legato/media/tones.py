@@ -35,7 +35,8 @@ class ToneSpec:
         except ValueError:
             raise ValueError(f"ringback tone: expected like 425/1,4 or 440+480/2,4, got {text!r}"
                              ) from None
-        if len(times) % 2 or any(t < 0 for t in times) or not all(0 < f < 4000 for f in frequencies):
+        bad_freq = not all(0 < f < 4000 for f in frequencies)
+        if len(times) % 2 or any(t < 0 for t in times) or bad_freq:
             raise ValueError(
                 f"ringback tone {text!r}: frequencies must be 0-4000 Hz and times on,off pairs")
         return cls(frequencies, tuple(zip(times[::2], times[1::2], strict=True)))
