@@ -10,6 +10,7 @@ say() { printf '\n== %s\n' "$*"; }
 say "Debian packages the tests use (SIPp as a real SIP peer)"
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
