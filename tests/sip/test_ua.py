@@ -619,3 +619,20 @@ def test_stream_input_is_framed_and_garbage_closes_the_connection() -> None:
     tcp.handle_timer(0.6)
     statuses = [parse_message(d).status for d, _ in tcp.datagrams_to_send(0.6)]  # type: ignore[union-attr]
     assert statuses == [100]  # the other INVITE's 100 Trying; no Timer G re-send of the 486
+
+
+def test_bye_on_a_deferred_ack_leg_acks_first(net: Net) -> None:
+    a = ua(net, A)
+    a_leg = a.invite("sip:bob@127.0.0.1:5070", from_="sip:a@127.0.0.1", now=0.0, defer_ack=True)
+    net.deliver()
+    (incoming,) = net.take(B)
+    ua(net, B).respond(incoming.leg, 200, net.now, body=SDP_OFFER)  # type: ignore[union-attr]
+    net.advance(0.05)
+    a.bye(a_leg, net.now)
+    net.advance(0.05)
+    assert net.lines()[-3:] == [
+        "ACK sip:legato@127.0.0.1:5070 SIP/2.0",
+        "BYE sip:legato@127.0.0.1:5070 SIP/2.0",
+        "SIP/2.0 200 OK",
+    ]
+    assert [type(e) for e in net.take(B)] == [ev.Confirmed, ev.Ended]

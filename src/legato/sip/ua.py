@@ -400,6 +400,8 @@ class UserAgent:
         leg = self._leg(leg_id)
         if leg.state != "confirmed" or leg.dialog is None:
             raise LocalProtocolError(f"bye() needs a confirmed call; leg {leg_id} is {leg.state}")
+        if leg.pending_ack is not None:
+            self._send_ack(leg, leg.pending_ack, now, b"", "")  # a 2xx is never left un-ACKed
         self._send_bye(leg, now, reason)
 
     def request(
@@ -435,9 +437,7 @@ class UserAgent:
         if leg is None or leg.state == "terminated":
             return
         if leg.state == "confirmed":
-            if leg.pending_ack is not None:
-                self._send_ack(leg, leg.pending_ack, now, b"", "")
-            self._send_bye(leg, now, reason)
+            self.bye(leg_id, now, reason)
         elif leg.role == "uac":
             self.cancel(leg_id, now, reason)
         else:
