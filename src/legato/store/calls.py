@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from legato.store.accounts import NotFound
 from legato.store.ids import new_id
@@ -115,9 +115,17 @@ def _replay(earlier: Call, key: str, digest: str) -> Call:
     return earlier
 
 
+#: Columns only the runtime needs (replay inputs): never loaded to answer a read.
+_READ_ONLY_VIEW = (defer(Call.journal), defer(Call.snapshot), defer(Call.request))
+
+
 def get_call(session: Session, account_id: str, call_id: str, *, full: bool = False) -> Call:
     """The account's call; another account's call is reported as not found."""
-    stmt = select(Call).where(Call.account_id == account_id, Call.id == call_id)
+    stmt = (
+        select(Call)
+        .where(Call.account_id == account_id, Call.id == call_id)
+        .options(*_READ_ONLY_VIEW)
+    )
     if full:
         stmt = stmt.options(selectinload(Call.legs), selectinload(Call.events))
     call = session.scalar(stmt)
@@ -308,7 +316,7 @@ def list_calls(
 
     Keyset pagination on the time-ordered id: stable while new calls arrive.
     """
-    stmt = where.apply(select(Call).where(Call.account_id == account_id))
+    stmt = where.apply(select(Call).where(Call.account_id == account_id).options(*_READ_ONLY_VIEW))
     if cursor is not None:
         stmt = stmt.where(Call.id < decode_cursor(cursor))
     rows = list(session.scalars(stmt.order_by(Call.id.desc()).limit(limit + 1)))
