@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,6 +102,8 @@ async def start_sipp(peer: Peer, cwd: Path, port: int, *target: str) -> asyncio.
         scenario.write_text(text, encoding="utf-8")
     args = ["-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
             "-m", str(peer.calls), "-nostdin", "-timeout", "20", "-timeout_error", "-trace_err"]
+    if os.environ.get("LEGATO_SIPP_TRACE"):
+        args.append("-trace_msg")  # debugging: SIPp writes every message to *_messages.log
     for key, value in peer.keys.items():
         args += ["-key", key, value]
     for name, ms in peer.sets.items():

@@ -1,7 +1,13 @@
 """The `sip` driver: Legato's engine on real SIP, as a back-to-back user agent."""
 
 from legato.drivers.sip.config import SipConfigError, SipDriverConfig, Trunk, parse_listen
-from legato.drivers.sip.driver import SipDriver, UnsupportedFlow, audio_steps, check_supported
+from legato.drivers.sip.driver import (
+    SipDriver,
+    UnsupportedFlow,
+    audio_steps,
+    check_supported,
+    number_lookup,
+)
 
 __all__ = [
     "SipConfigError",
@@ -11,5 +17,6 @@ __all__ = [
     "UnsupportedFlow",
     "audio_steps",
     "check_supported",
+    "number_lookup",
     "parse_listen",
 ]

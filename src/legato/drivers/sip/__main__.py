@@ -24,28 +24,11 @@ from legato.core.config import NumberConfig
 from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.core.record import CallRecord
 from legato.drivers.sip.config import SipConfigError, SipDriverConfig, Trunk, parse_listen
-from legato.drivers.sip.driver import NumberLookup, SipDriver, UnsupportedFlow, check_supported
+from legato.drivers.sip.driver import SipDriver, UnsupportedFlow, check_supported, number_lookup
 
 
 class UsageError(ValueError):
     """A bad option; the message names it."""
-
-
-def number_lookup(numbers: dict[str, NumberConfig]) -> NumberLookup:
-    """Find a Legato number by the dialled user part: as given, E.164, or with a `+`."""
-
-    def lookup(user: str) -> tuple[str, NumberConfig] | None:
-        for candidate in (user, f"+{user}"):
-            try:
-                number = normalize_number(candidate)
-            except InvalidNumber:
-                continue
-            config = numbers.get(number)
-            if config is not None:
-                return number, config
-        return None
-
-    return lookup
 
 
 def load_numbers(path: Path) -> dict[str, NumberConfig]:
@@ -75,9 +58,11 @@ def load_numbers(path: Path) -> dict[str, NumberConfig]:
 
 
 def build(args: argparse.Namespace) -> tuple[SipDriverConfig, dict[str, NumberConfig]]:
-    trunk = None
+    trunks: tuple[Trunk, ...] = ()
     if args.trunk:
-        trunk = Trunk.parse(args.trunk, username=args.trunk_user, password=args.trunk_password)
+        trunks = (
+            Trunk.parse(args.trunk, username=args.trunk_user, password=args.trunk_password),
+        )
     phones: dict[str, str] = {}
     for item in args.phone:
         user, sep, password = item.partition(":")
@@ -85,7 +70,7 @@ def build(args: argparse.Namespace) -> tuple[SipDriverConfig, dict[str, NumberCo
             raise UsageError(f"--phone: expected USER:PASSWORD, got {item!r}")
         phones[user] = password
     config = SipDriverConfig(
-        listen=parse_listen(args.listen), transport=args.transport.upper(), trunk=trunk,
+        listen=parse_listen(args.listen), transport=args.transport.upper(), trunks=trunks,
         phones=phones,
     )
     numbers = load_numbers(Path(args.numbers)) if args.numbers else {}

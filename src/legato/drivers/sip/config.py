@@ -90,7 +90,8 @@ class SipDriverConfig:
 
     listen: Addr = ("127.0.0.1", 5060)
     transport: Literal["UDP", "TCP"] = "UDP"
-    trunk: Trunk | None = None
+    #: Trunks, tried in order: the first whose `numbers` prefixes match dials the number.
+    trunks: tuple[Trunk, ...] = ()
     #: Domain of the agents' SIP phones (their address-of-record `sip:NUMBER@domain`);
     #: None: the listen address. Phones registered there are dialled directly.
     domain: str | None = None
@@ -99,6 +100,9 @@ class SipDriverConfig:
     user_agent: str = "Legato"
     #: RFC 3261 T1/T2/T4 (tests shorten them so that "no response at all" takes seconds).
     timers: TimerConfig = field(default_factory=TimerConfig)
+
+    def trunk_for(self, number: str) -> Trunk | None:
+        return next((t for t in self.trunks if t.serves(number)), None)
 
     @property
     def phone_domain(self) -> str:

@@ -9,9 +9,11 @@ caller's CANCEL -> LegHangup). SIP codes are never interpreted here: the cause m
 (`legato.core.causes`) and the resolver do that inside the engine.
 
 Media is not anchored: legs are bridged in signalling only, by handing one leg's SDP offer
-to the other and its answer back (see docs/sip.md). Click-to-call uses RFC 3725 flow I:
-leg 1 is invited without SDP, its 200's offer is sent to leg 2, and leg 2's answer goes
-back in leg 1's ACK. Flows that need audio (answer/play/gather) are refused at call start
+to the other and its answer back (see docs/sip.md). Calls Legato places (click-to-call,
+outbound) use RFC 3725 flow IV: leg 1 is invited without SDP and parked (its offer answered
+with a held, inactive stream in the ACK, so the phone has a confirmed call it can hang up);
+leg 2 is invited without SDP too; its offer goes to leg 1 in a re-INVITE, and leg 1's answer
+goes back in leg 2's ACK. Flows that need audio (answer/play/gather) are refused at call start
 with `UnsupportedFlow` until the media driver exists.
 
 Everything runs on one asyncio loop; the engine's clock is the loop's clock.
@@ -33,7 +35,7 @@ from legato.core.admission import Policy
 from legato.core.catalogue import Service
 from legato.core.causes import format_reason_header, parse_reason_header
 from legato.core.config import AnswerStep, GatherStep, NumberConfig, PlayStep, Step
-from legato.core.engine import Call, CallSpec, create_call
+from legato.core.engine import CallSpec, create_call
 from legato.core.events import (
     Answer,
     Bridge,
@@ -52,6 +54,7 @@ from legato.core.events import (
 from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.core.record import CallRecord
 from legato.drivers.sip.config import SipDriverConfig
+from legato.drivers.sip.sdp import held_answer
 from legato.sip import events as ev
 from legato.sip.auth import DigestServer
 from legato.sip.errors import LocalProtocolError, RemoteProtocolError
@@ -95,6 +98,23 @@ def check_supported(config: NumberConfig) -> None:
         )
 
 
+def number_lookup(numbers: dict[str, NumberConfig]) -> NumberLookup:
+    """Find a Legato number by the dialled user part: as given, E.164, or with a `+`."""
+
+    def lookup(user: str) -> tuple[str, NumberConfig] | None:
+        for candidate in (user, f"+{user}"):
+            try:
+                number = normalize_number(candidate)
+            except InvalidNumber:
+                continue
+            config = numbers.get(number)
+            if config is not None:
+                return number, config
+        return None
+
+    return lookup
+
+
 def reason_for(cause: int) -> Reason:
     """The Reason header of a Q.850 cause, worded by the cause map."""
     return Reason.parse(format_reason_header(cause))
@@ -106,11 +126,14 @@ class _SipCall:
 
     call: Any  # Call, or a wrapper with the same surface (JournaledCall)
     on_done: Done | None
-    number: str | None = None  # counted in lines in use (incoming calls)
+    number: str | None = None  # incoming calls: the Legato number (counted in lines in use)
     ua: dict[int, int] = field(default_factory=dict)  # engine leg -> UA leg
-    offer: dict[int, bytes] = field(default_factory=dict)  # SDP offers awaiting our answer
+    offer: dict[int, bytes] = field(default_factory=dict)  # the caller's offer (incoming)
     answer: dict[int, bytes] = field(default_factory=dict)  # SDP answers legs gave us
-    deferred: set[int] = field(default_factory=set)  # legs invited without SDP (flow I)
+    deferred: set[int] = field(default_factory=set)  # legs invited without SDP
+    late_offer: dict[int, bytes] = field(default_factory=dict)  # their 200's offer, unACKed
+    parked: set[int] = field(default_factory=set)  # flow IV leg 1, held until the bridge
+    reinvite: dict[int, int] = field(default_factory=dict)  # parked leg -> leg awaiting ACK
     peer: dict[int, int] = field(default_factory=dict)  # bridged engine legs
     later: list[Event] = field(default_factory=list)  # events to feed after the commands
     timer: asyncio.TimerHandle | None = None
@@ -246,8 +269,16 @@ class SipDriver:
 
     def _answered(self, sc: _SipCall, leg: int, event: ev.Answered) -> None:
         body = event.response.body
-        if body:
-            (sc.offer if leg in sc.deferred else sc.answer)[leg] = body
+        if leg not in sc.deferred:
+            if body:
+                sc.answer[leg] = body
+        elif sc.number is None and not sc.parked:
+            # Flow IV: the first leg of a call we place (not an incoming one) is parked.
+            sc.parked.add(leg)
+            sc.late_offer[leg] = body
+            self.ua.ack(event.leg, self.now(), held_answer(body, self.local[0]) if body else b"")
+        else:
+            sc.late_offer[leg] = body  # answered in the ACK once the bridge says how
         self._feed(sc, LegAnswered(leg))
 
     def _failed(self, sc: _SipCall, leg: int, event: ev.Failed) -> None:
@@ -271,8 +302,8 @@ class SipDriver:
         """The caller's ACK: in a late-offer call it carries the answer for the agent."""
         body = event.request.body
         peer = sc.peer.get(leg)
-        if body and peer is not None and peer in sc.offer and peer in sc.ua:
-            del sc.offer[peer]
+        if body and peer is not None and peer in sc.late_offer and peer in sc.ua:
+            del sc.late_offer[peer]
             self.ua.ack(sc.ua[peer], self.now(), body)
 
     def _dialog_request(self, sc: _SipCall, leg: int, event: ev.DialogRequest) -> None:
@@ -291,6 +322,9 @@ class SipDriver:
         self._relayed.setdefault((target, request.method), []).append(event.request_id)
 
     def _dialog_response(self, sc: _SipCall, leg: int, event: ev.DialogResponse) -> None:
+        if event.method == "INVITE" and leg in sc.reinvite:
+            self._reconnected(sc, leg, event)
+            return
         waiting = self._relayed.get((event.leg, event.method))
         if not waiting:
             return
@@ -432,7 +466,7 @@ class SipDriver:
             sc.later.append(LegFailed(leg, None))  # nowhere to send it: no response at all
             return
         request_uri, destination, credentials = route
-        offer = next(iter(sc.offer.values()), b"")  # the other side's offer, if any
+        offer = sc.offer.get(0, b"")  # an incoming caller's offer goes to the agents
         domain = self.config.phone_domain
         try:
             ua_leg = self.ua.invite(
@@ -464,8 +498,8 @@ class SipDriver:
                     except RemoteProtocolError:
                         continue
                     return binding.uri, (contact.host.strip("[]"), contact.port or 5060), None
-        trunk = self.config.trunk
-        if trunk is None or not trunk.serves(number):
+        trunk = self.config.trunk_for(number)
+        if trunk is None:
             return None
         uri = f"sip:{number}@{trunk.host}:{trunk.port};user=phone"
         return uri, trunk.addr, trunk.credentials
@@ -488,7 +522,7 @@ class SipDriver:
         peer = sc.peer.get(leg)
         body = b""
         if peer is not None:
-            body = sc.answer.get(peer) or sc.offer.get(peer, b"")
+            body = sc.answer.get(peer) or sc.late_offer.get(peer, b"")
         sc.offer.pop(leg, None)
         self.ua.respond(ua_leg, 200, self.now(), body=body)
 
@@ -505,15 +539,35 @@ class SipDriver:
             self.ua.hangup(ua_leg, self.now(), reason_for(command.q850_cause))
 
     def _bridge(self, sc: _SipCall, command: Bridge) -> None:
-        """Flow I's last step: the leg invited without SDP gets the other's answer in its ACK."""
-        for leg, other in ((command.a, command.b), (command.b, command.a)):
-            ua_leg = sc.ua.get(leg)
-            if ua_leg is None or leg not in sc.deferred or leg not in sc.offer:
+        """Flow IV's last steps: leg 2's offer goes to the parked leg 1 in a re-INVITE; its
+        answer then goes to leg 2 in the ACK (`_reconnected`)."""
+        for parked, other in ((command.a, command.b), (command.b, command.a)):
+            if parked not in sc.parked or other not in sc.late_offer:
                 continue
-            answer = sc.answer.get(other)
-            if answer is not None:
-                del sc.offer[leg]
-                self.ua.ack(ua_leg, self.now(), answer)
+            parked_ua, other_ua = sc.ua.get(parked), sc.ua.get(other)
+            if parked_ua is None or other_ua is None:
+                continue
+            offer = sc.late_offer[other]
+            if not offer:  # leg 2 offered nothing: nothing to connect in signalling
+                del sc.late_offer[other]
+                self.ua.ack(other_ua, self.now())
+                continue
+            sc.reinvite[parked] = other
+            self.ua.request(parked_ua, "INVITE", self.now(), body=offer)
+
+    def _reconnected(self, sc: _SipCall, parked: int, event: ev.DialogResponse) -> None:
+        other = sc.reinvite.pop(parked)
+        other_ua = sc.ua.get(other)
+        offer = sc.late_offer.pop(other, b"")
+        if other_ua is None or self.ua.leg_state(other_ua) != "confirmed":
+            return
+        response = event.response
+        if response is not None and 200 <= event.status < 300 and response.body:
+            self.ua.ack(other_ua, self.now(), response.body)
+            return
+        log.warning("call %s: leg 1 refused the re-INVITE (%s); leg 2 stays held",
+                    sc.call.spec.id, event.status)
+        self.ua.ack(other_ua, self.now(), held_answer(offer, self.local[0]) if offer else b"")
 
     # -------------------------------------------------------------- bookkeeping
     def _drop_leg(self, sc: _SipCall, leg: int, ua_leg: int) -> None:
@@ -582,4 +636,4 @@ _COMMANDS: dict[type, Callable[[SipDriver, _SipCall, Any], None]] = {
     Bridge: SipDriver._bridge,
 }
 
-__all__ = ["Call", "SipDriver", "UnsupportedFlow", "audio_steps", "check_supported"]
+__all__ = ["SipDriver", "UnsupportedFlow", "audio_steps", "check_supported", "number_lookup"]
