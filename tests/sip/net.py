@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from legato.sip import events as ev
-from legato.sip.parser import parse_message
 from legato.sip.ua import UserAgent
 
 Addr = tuple[str, int]
@@ -58,7 +57,3 @@ class Net:
 
     def lines(self, dst: Addr | None = None) -> list[str]:
         return [line for _, d, line in self.wire if dst is None or d == dst]
-
-    @staticmethod
-    def first_line(data: bytes) -> str:
-        return parse_message(data).to_bytes().split(b"\r\n", 1)[0].decode()
