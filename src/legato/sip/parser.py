@@ -101,14 +101,14 @@ def _parse_head(head: bytes, limits: Limits) -> Request | Response:
     max_line = limits.max_line_length
     if len(text) <= max_line and "\n " not in text and "\n\t" not in text:
         # Fast path (almost every message): no folding, and no line can be over the limit.
-        canonical = CANONICAL.get
+        known = _NAMES.get
         for line in lines[1:]:
             raw_name, colon, raw_value = line.partition(":")
             if not colon:
                 if not line:
                     raise RemoteProtocolError("empty line inside the header section")
                 raise RemoteProtocolError(f"header line without a colon: {line[:60]!r}")
-            name = canonical(raw_name.lower()) or _check_name(raw_name)
+            name = known(raw_name) or _learn_name(raw_name)
             value = raw_value.strip()
             if "," in value and name in LIST_HEADERS:
                 headers.extend((name, part) for part in split_list(value))
@@ -159,6 +159,19 @@ def _parse_folded(lines: list[str], headers: list[tuple[str, str]], max_line: in
 
 def _count_headers(lines: list[str]) -> int:
     return sum(1 for line in lines[1:] if line and line[0] not in " \t")
+
+
+# Header names as spelled on the wire -> canonical name. Peers spell the same few names the
+# same way every time, so one dict hit replaces lower() + lookup; bounded against floods.
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 4096
+
+
+def _learn_name(raw: str) -> str:
+    name = CANONICAL.get(raw.lower()) or _check_name(raw)
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[raw] = name
+    return name
 
 
 def _check_name(raw: str) -> str:
