@@ -636,3 +636,24 @@ def test_bye_on_a_deferred_ack_leg_acks_first(net: Net) -> None:
         "SIP/2.0 200 OK",
     ]
     assert [type(e) for e in net.take(B)] == [ev.Confirmed, ev.Ended]
+
+
+def test_ipv6_call() -> None:
+    a6, b6 = ("::1", 5060), ("::1", 5070)
+    net = Net(UserAgent(UAConfig(a6)), UserAgent(UAConfig(b6)))
+    leg = net.agents[a6].invite("sip:bob@[::1]:5070", from_="sip:a@[::1]", now=0.0)
+    net.deliver()
+    (incoming,) = net.take(b6)
+    assert isinstance(incoming, ev.IncomingCall)
+    assert incoming.request.top_via.received is None  # same host: nothing to stamp
+    net.agents[b6].respond(incoming.leg, 200, net.now)
+    net.advance(0.05)
+    net.agents[a6].bye(leg, net.now)
+    net.advance(0.05)
+    assert net.lines() == [
+        "INVITE sip:bob@[::1]:5070 SIP/2.0",
+        "SIP/2.0 200 OK",
+        "ACK sip:legato@[::1]:5070 SIP/2.0",
+        "BYE sip:legato@[::1]:5070 SIP/2.0",
+        "SIP/2.0 200 OK",
+    ]

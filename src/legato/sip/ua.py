@@ -628,10 +628,11 @@ class UserAgent:
 
     def _stamp_via(self, request: Request, host: str, addr: Addr, rport: bool) -> None:
         """RFC 3261 §18.2.1 `received` and RFC 3581 `rport` on the top Via."""
-        if host == addr[0] and not rport:
+        same_host = host.strip("[]") == addr[0]
+        if same_host and not rport:
             return
         value = request.get("Via") or ""
-        if host != addr[0]:
+        if not same_host:
             value += f";received={addr[0]}"
         if rport:
             value = _set_rport(value, addr[1])
