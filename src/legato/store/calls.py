@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
@@ -187,8 +187,8 @@ def finish_call(
     if snapshot is not None:
         call.snapshot = snapshot
     call.updated_at = utcnow()
-    session.execute(Leg.__table__.delete().where(Leg.call_id == call_id))
-    session.execute(Event.__table__.delete().where(Event.call_id == call_id))
+    session.execute(delete(Leg).where(Leg.call_id == call_id))
+    session.execute(delete(Event).where(Event.call_id == call_id))
     session.add_all(_legs(call_id, record.get("legs") or []))
     session.add_all(_events(call_id, record.get("events") or []))
     session.flush()

@@ -9,16 +9,34 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 
 #: Length of the key prefix stored in clear for listing ("lgk_" + 8 characters).
 KEY_PREFIX_LEN = 12
 
 
+_lock = threading.Lock()
+_last = (0, 0)  # (milliseconds, 80-bit random part) of the last id made in this process
+
+
 def new_id(kind: str) -> str:
-    """A new time-ordered id such as ``call_0193a1b2c3d4e5f6a7b8c9d0e1f2``."""
+    """A new time-ordered id such as ``call_0193a1b2c3d4e5f6a7b8c9d0e1f2``.
+
+    Monotonic within a process (like ULID's monotonic mode): ids made in the same
+    millisecond, or after the clock stepped back, continue from the last one + 1, so the
+    order of creation is the order of ids.
+    """
+    global _last
     ms = time.time_ns() // 1_000_000
-    return f"{kind}_{ms:012x}{secrets.token_hex(10)}"
+    with _lock:
+        last_ms, last_rand = _last
+        if ms <= last_ms:
+            ms, rand = last_ms, last_rand + 1 + secrets.randbelow(1 << 16)
+        else:
+            rand = secrets.randbits(79)  # room to count up within the millisecond
+        _last = (ms, rand)
+    return f"{kind}_{ms:012x}{rand:020x}"
 
 
 def new_api_key() -> str:
