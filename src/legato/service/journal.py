@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from legato.core import events as ev
+from legato.core.config import parse_flow
 from legato.core.engine import Call
 from legato.core.events import Command, Dial, Event
 
@@ -26,12 +27,22 @@ Entry = list[Any]  # ["start", t] | ["timer", t] | ["event", t, {"type": ..., ..
 
 
 def encode_event(event: Event) -> dict[str, Any]:
+    if isinstance(event, ev.FlowFetched):  # fetched steps are models: journal their JSON form
+        steps = None if event.steps is None else [
+            s.model_dump(mode="json", exclude_unset=True) for s in event.steps]
+        return {"type": "FlowFetched", "request": event.request, "steps": steps,
+                "error": event.error}
     return {"type": type(event).__name__, **dataclasses.asdict(event)}
 
 
 def decode_event(data: dict[str, Any]) -> Event:
     fields = dict(data)
     kind = fields.pop("type")
+    if kind == "FlowFetched":
+        steps = fields.get("steps")
+        return ev.FlowFetched(fields["request"],
+                              None if steps is None else tuple(parse_flow(steps)),
+                              fields.get("error"))
     cls = _EVENT_TYPES.get(kind)
     if cls is None:
         raise ValueError(f"unknown journal event type {kind!r}")
