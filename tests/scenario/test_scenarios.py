@@ -65,6 +65,16 @@ def test_a_wrong_expectation_exits_1_with_a_diff(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert re.search(r"mismatch: .*wrong.yaml: status: expected ANSWER, got BUSY_LEG2",
                      result.output), result.output
+    assert "- status: ANSWER" in result.output and "+ status: BUSY_LEG2" in result.output
+
+
+def test_a_scenario_without_expect_is_reported_not_checked(tmp_path: Path) -> None:
+    scenario = tmp_path / "explore.yaml"
+    scenario.write_text(_BUSY.split("expect:")[0])
+    result = runner.invoke(app, ["simulate", str(scenario), "--check"])
+    assert result.exit_code == 0
+    assert "not checked" in result.output and "0 passed, 0 failed, 1 not checked" in \
+        result.output
 
 
 _BUSY = """

@@ -34,7 +34,7 @@ def simulate(
     if not any(True for _ in iter_files(paths)):
         err.print("[red]no scenario files (*.yaml, *.yml) found[/]")
         raise typer.Exit(EXIT_INVALID)
-    invalid = mismatched = passed = 0
+    invalid = mismatched = passed = unchecked = 0
     summary = Table(show_header=True, header_style="bold", box=None)
     for column in ("scenario", "status", "disconnected_by", "connected_to", "picked_by",
                    "duration"):
@@ -50,8 +50,9 @@ def simulate(
         record = run_scenario(loaded)
         misses = check_expectations(loaded, record) if check else []
         if check and loaded.expect is None:
-            misses = [("expect", "an expect block", "none")]
-        if misses:
+            unchecked += 1
+            err.print(f"[yellow]not checked:[/] {file}: it has no `expect` block")
+        elif misses:
             mismatched += 1
         else:
             passed += 1
@@ -62,11 +63,13 @@ def simulate(
         for key, want, got in misses:
             err.print(f"[red]mismatch:[/] {file}: {key}: expected {_show(want)}, "
                       f"got {_show(got)}")
+            err.print(f"  [red]- {key}: {_show(want)}[/]\n  [green]+ {key}: {_show(got)}[/]")
     if not as_json and summary.row_count:
         out.print(summary)
     if check:
-        err.print(f"{passed} passed, {mismatched} failed" + (f", {invalid} invalid"
-                                                              if invalid else ""))
+        extra = (f", {invalid} invalid" if invalid else "") + (
+            f", {unchecked} not checked" if unchecked else "")
+        err.print(f"{passed} passed, {mismatched} failed{extra}")
     if invalid:
         raise typer.Exit(EXIT_INVALID)
     if mismatched:
