@@ -169,7 +169,8 @@ class Probe(asyncio.DatagramProtocol):
         to = _header(text, "To")
         if status >= 300:
             self.failed += 1
-            self._send(f"ACK sip:{NUMBER}@{addr[0]}:{addr[1]} SIP/2.0", text, to, "1 ACK", same_via=True)
+            first = f"ACK sip:{NUMBER}@{addr[0]}:{addr[1]} SIP/2.0"
+            self._send(first, text, to, "1 ACK", same_via=True)
             return
         self.latencies.append(now - started)
         contact = re.search(r"<(sip:[^>]+)>", _header(text, "Contact") or "")
@@ -225,7 +226,8 @@ async def run_step(server: tuple[str, int], pid: int, rate: int, seconds: float,
                    idle_kb: int, workdir: Path) -> Step:
     step = Step(rate, calls=int(rate * seconds))
     loop = asyncio.get_running_loop()
-    transport, probe = await loop.create_datagram_endpoint(lambda: Probe(server), local_addr=(HOST, 0))
+    transport, probe = await loop.create_datagram_endpoint(
+        lambda: Probe(server), local_addr=(HOST, 0))
     cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         "sipp", "-sn", "uac", "-s", NUMBER, f"{server[0]}:{server[1]}", "-i", HOST,
@@ -299,7 +301,8 @@ async def bench_server(name: str, rates: list[int], seconds: float, hold_ms: int
         await asyncio.sleep(0.5)
         idle_kb = rss_kb(server.pid)
         for rate in rates:
-            step = await run_step((HOST, port), server.pid, rate, seconds, hold_ms, idle_kb, workdir)
+            step = await run_step(
+                (HOST, port), server.pid, rate, seconds, hold_ms, idle_kb, workdir)
             steps.append(step)
             print(row(name, step), flush=True)
             if not step.clean:
@@ -316,13 +319,13 @@ async def bench_server(name: str, rates: list[int], seconds: float, hold_ms: int
     return steps
 
 
-HEADER = (f"{'server':8} {'calls/s':>8} {'placed/s':>8} {'calls':>7} {'failed':>7} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'CPU %':>6} {'CPU ms/call':>11} {'KB/call':>8}")
+HEADER = (f"{'server':8} {'calls/s':>8} {'placed/s':>8} {'calls':>7} {'failed':>7} "
+          f"{'p50 ms':>8} {'p99 ms':>8} {'CPU %':>6} {'CPU ms/call':>11} {'KB/call':>8}")
 
 
 def row(name: str, s: Step) -> str:
-    return (f"{name:8} {s.rate:8d} {s.achieved:8.0f} {s.calls:7d} {s.failed:7d} {s.p50_ms:8.2f} {s.p99_ms:8.2f} "
-            f"{s.cpu_pct:6.0f} {s.cpu_ms_per_call:11.3f} {s.kb_per_call:8.1f}"
+    return (f"{name:8} {s.rate:8d} {s.achieved:8.0f} {s.calls:7d} {s.failed:7d} "
+            f"{s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.cpu_pct:6.0f} {s.cpu_ms_per_call:11.3f} {s.kb_per_call:8.1f}"
             + (f"  {'; '.join(s.notes)}" if s.notes else ""))
 
 
