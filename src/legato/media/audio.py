@@ -13,8 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
-from scipy.io import wavfile
-from scipy.signal import resample_poly
+from scipy.io import wavfile  # type: ignore[import-untyped]
+from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
 from legato.media import g711
 from legato.media.g711 import Codec
@@ -53,7 +53,8 @@ def _normalise(data: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
     if data.dtype == np.uint8:
         return (data.astype(np.float64) - 128.0) / 128.0
     if np.issubdtype(data.dtype, np.integer):
-        return data.astype(np.float64) / float(np.iinfo(data.dtype).max + 1)  # type: ignore[type-var]
+        scale = float(np.iinfo(data.dtype).max) + 1.0  # type: ignore[type-var]
+        return data.astype(np.float64) / scale
     return data.astype(np.float64)
 
 

@@ -58,7 +58,7 @@ class _RtpProtocol(asyncio.DatagramProtocol):
     def __init__(self, endpoint: RtpEndpoint) -> None:
         self.endpoint = endpoint
 
-    def datagram_received(self, data: bytes, addr: Addr) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
         self.endpoint._on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -69,7 +69,7 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
     def __init__(self, endpoint: RtpEndpoint) -> None:
         self.endpoint = endpoint
 
-    def datagram_received(self, data: bytes, addr: Addr) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
         self.endpoint._on_rtcp(data, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -117,24 +117,41 @@ class RtpEndpoint:
         self._rtp_transport: asyncio.DatagramTransport | None = None
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self.closed = False
+        self.ready: asyncio.Task[None] | None = None
+
+    @classmethod
+    def bind(cls, host: str, ports: PortRange, symmetric: bool = True) -> RtpEndpoint:
+        """Bind a port pair now (the port is known at once, for the SDP) and start receiving
+        on the next loop turn; for callers that cannot await (the SIP driver's handlers).
+        Datagrams arriving in between wait in the socket; sends in between are dropped."""
+        loop = asyncio.get_running_loop()
+        rtp_sock, rtcp_sock = ports.bind_pair(host)
+        endpoint = cls(loop, rtp_sock, rtcp_sock, symmetric)
+        endpoint.ready = loop.create_task(endpoint._attach())
+        return endpoint
 
     @classmethod
     async def open(cls, host: str, ports: PortRange, symmetric: bool = True) -> RtpEndpoint:
         """Bind a port pair from `ports` on `host` and start receiving."""
-        loop = asyncio.get_running_loop()
-        rtp_sock, rtcp_sock = ports.bind_pair(host)
-        endpoint = cls(loop, rtp_sock, rtcp_sock, symmetric)
-        try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _RtpProtocol(endpoint), sock=rtp_sock)
-            endpoint._rtp_transport = transport
-            rtcp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _RtcpProtocol(endpoint), sock=rtcp_sock)
-            endpoint._rtcp_transport = rtcp_transport
-        except BaseException:
-            endpoint.close()
-            raise
+        endpoint = cls.bind(host, ports, symmetric)
+        assert endpoint.ready is not None
+        await endpoint.ready
         return endpoint
+
+    async def _attach(self) -> None:
+        try:
+            if not self.closed:
+                transport, _ = await self.loop.create_datagram_endpoint(
+                    lambda: _RtpProtocol(self), sock=self._rtp_sock)
+                self._rtp_transport = transport
+            if not self.closed:
+                rtcp_transport, _ = await self.loop.create_datagram_endpoint(
+                    lambda: _RtcpProtocol(self), sock=self._rtcp_sock)
+                self._rtcp_transport = rtcp_transport
+        except (OSError, ValueError):
+            if not self.closed:  # closed meanwhile: its sockets are gone, nothing to attach
+                self.close()
+                raise
 
     # ------------------------------------------------------------------ configuration
 

@@ -221,7 +221,7 @@ def parse(body: bytes | str) -> SessionDescription:
                 if pt_text.isdigit():
                     fmtps[int(pt_text)] = params
             elif name in DIRECTIONS:
-                current.direction = name  # type: ignore[assignment]
+                current.direction = name
             elif name == "ptime":
                 try:
                     current.ptime = int(float(arg))
