@@ -325,7 +325,8 @@ HEADER = (f"{'server':8} {'calls/s':>8} {'placed/s':>8} {'calls':>7} {'failed':>
 
 def row(name: str, s: Step) -> str:
     return (f"{name:8} {s.rate:8d} {s.achieved:8.0f} {s.calls:7d} {s.failed:7d} "
-            f"{s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.cpu_pct:6.0f} {s.cpu_ms_per_call:11.3f} {s.kb_per_call:8.1f}"
+            f"{s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.cpu_pct:6.0f} "
+            f"{s.cpu_ms_per_call:11.3f} {s.kb_per_call:8.1f}"
             + (f"  {'; '.join(s.notes)}" if s.notes else ""))
 
 
