@@ -70,6 +70,7 @@ class SipTransport:
         self._conns: dict[Addr, asyncio.Transport] = {}
         self._pending: dict[Addr, list[bytes]] = {}
         self._closed = False
+        self._flush_soon = False
 
     # ------------------------------------------------------------- creation
     @classmethod
@@ -167,6 +168,14 @@ class SipTransport:
             self.ua.receive_datagram(data, addr, self.loop.time())
         except Exception:
             log.exception("SIP message from %s could not be handled", addr)
+        # One flush per loop iteration, after every datagram the loop read in it: under
+        # load that batches the handler calls, sends and timer re-arming.
+        if not self._flush_soon:
+            self._flush_soon = True
+            self.loop.call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self._flush_soon = False
         self.flush()
 
     def _stream_received(self, data: bytes, addr: Addr, conn: asyncio.Transport) -> None:
