@@ -226,6 +226,7 @@ def test_wav_of_any_format_becomes_8khz_g711_and_is_cached(tmp_path):
     assert np.argmax(spectrum) * 8000 / len(pcm) == pytest.approx(1000, abs=4)
     assert np.sqrt((pcm**2).mean()) == pytest.approx(0.5 * 32767 / np.sqrt(2), rel=0.05)
     assert len(list((tmp_path / "cache").iterdir())) == 4
+    assert library.path("stereo") == library.path("stereo.wav")  # `prompt: welcome` form
     for name, message in [("broken.wav", "not a PCM"), ("../x.wav", "inside the prompts"),
                           ("none.wav", "no such file")]:
         with pytest.raises(AudioError, match=message):

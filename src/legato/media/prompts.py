@@ -74,7 +74,7 @@ class PromptLibrary:
 
     async def load_one(self, item: PromptItem) -> Audio:
         if isinstance(item, PromptFile):
-            path = self._path(item.name)
+            path = self.path(item.name)
             data = await asyncio.to_thread(path.read_bytes)
             key = "wav-" + hashlib.sha256(data).hexdigest()
             return await self._cached(key, lambda: asyncio.to_thread(_convert, data, item.name))
@@ -84,15 +84,20 @@ class PromptLibrary:
         digest = hashlib.sha256(f"{version}\0{item.voice}\0{item.text}".encode()).hexdigest()
         return await self._cached("tts-" + digest, lambda: self._synthesise(item))
 
-    def _path(self, name: str) -> Path:
+    def path(self, name: str) -> Path:
+        """The file a flow's `prompt: NAME` means: NAME itself or NAME.wav in the folder.
+
+        Raises `AudioError` when there is none, so a driver can refuse a flow that names a
+        missing prompt at call start (DESIGN: the flow "could not start")."""
         if self.prompts_dir is None:
             raise AudioError(f"prompt {name!r}: no prompts folder configured (--prompts DIR)")
-        path = (self.prompts_dir / name).resolve()
-        if not path.is_relative_to(self.prompts_dir):
-            raise AudioError(f"prompt {name!r}: must name a file inside the prompts folder")
-        if not path.is_file():
-            raise AudioError(f"prompt {name!r}: no such file in {self.prompts_dir}")
-        return path
+        for candidate in (name, f"{name}.wav"):
+            path = (self.prompts_dir / candidate).resolve()
+            if not path.is_relative_to(self.prompts_dir):
+                raise AudioError(f"prompt {name!r}: must name a file inside the prompts folder")
+            if path.is_file():
+                return path
+        raise AudioError(f"prompt {name!r}: no such file (or {name}.wav) in {self.prompts_dir}")
 
     async def _cached(self, key: str, make: object) -> Audio:
         audio = self._memory.get(key)
