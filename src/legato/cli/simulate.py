@@ -59,7 +59,9 @@ def simulate(
         if as_json:
             typer.echo(json.dumps(record.to_dict(), separators=(",", ":")))
         else:
-            _row(summary, file, record, misses if check else None)
+            verdict = None if not check else "unchecked" if loaded.expect is None else \
+                "MISMATCH" if misses else "ok"
+            _row(summary, file, record, verdict)
         for key, want, got in misses:
             err.print(f"[red]mismatch:[/] {file}: {key}: expected {_show(want)}, "
                       f"got {_show(got)}")
@@ -86,11 +88,11 @@ def _show(value: object) -> str:
     return "null" if value is None else str(value)
 
 
-def _row(table: Table, file: Path, record: CallRecord,
-         misses: list[tuple[str, object, object]] | None) -> None:
+def _row(table: Table, file: Path, record: CallRecord, verdict: str | None) -> None:
     cells = [file.stem, _show(record.status), _show(record.disconnected_by),
              _show(record.connected_to), _show(record.picked_by),
              f"{record.duration_seconds:g}s"]
-    if misses is not None:
-        cells.append("[green]ok[/]" if not misses else "[red]MISMATCH[/]")
+    if verdict is not None:
+        colour = {"ok": "green", "MISMATCH": "red"}.get(verdict, "yellow")
+        cells.append(f"[{colour}]{verdict}[/]")
     table.add_row(*cells)
