@@ -141,10 +141,25 @@ def render_causes() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_scenario_schema() -> str:
+    """docs/scenario.schema.json: the scenario format v1 as JSON Schema, from the model
+    `legato simulate` validates with (editors can use it for completion and checks)."""
+    import json
+
+    from legato.scenario.model import Scenario
+
+    schema = Scenario.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Legato scenario, format v1"
+    schema["description"] = f"Generated from legato.scenario.model.Scenario by `{COMMAND}`."
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
 #: Each generated file, relative to the docs directory, and what renders it.
 DOCS: dict[str, Callable[[], str]] = {
     "statuses.md": render_statuses,
     "causes.md": render_causes,
+    "scenario.schema.json": render_scenario_schema,
 }
 
 
