@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("reported", JSON_DOC, nullable=False),
         sa.Column("next_sequence", sa.Integer(), nullable=False),
         sa.Column("ended_via_api", sa.String(length=10), nullable=True),
+        sa.Column("deleted_at", TS, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"],
                                 name=op.f("fk_twilio_calls_account_id_accounts"),
