@@ -42,6 +42,8 @@ class TwilioCall(Base):
     next_sequence: Mapped[int] = mapped_column(Integer, default=0)
     #: "canceled" or "completed" when the API ended the call (Status=...).
     ended_via_api: Mapped[str | None] = mapped_column(String(10), default=None)
+    #: Deleted through the API: hidden from it, its callbacks still delivered.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,0 +1,347 @@
+"""`/2010-04-01/Accounts/{AccountSid}/Calls`: the Twilio Calls API on Legato's engine.
+
+A call created here is a Legato `outbound` call (leg 1 = `To`) from the account's number
+`From`, stored and run exactly like `POST /v1/calls`; its `Url` becomes the call's
+`flow_url` (TwiML or Legato JSON fetched when the subscriber answers) and inline `Twiml`
+is translated to flow steps at once. Parameters Legato does not support are a 400 naming
+them, never silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from legato.api.arrival import received_at
+from legato.api.deps import RuntimeDep, SessionDep
+from legato.core.config import NumberConfig
+from legato.core.policy.permissions import InvalidNumber, normalize_number
+from legato.service.orders import order_for
+from legato.store import calls as store
+from legato.store import numbers as numbers_store
+from legato.store.accounts import NotFound
+from legato.store.calls import COMPLETED
+from legato.store.models import Call
+from legato.store.types import utcnow
+from legato.twilio import errors
+from legato.twilio.accounts import authenticate
+from legato.twilio.control import end_call
+from legato.twilio.errors import TwilioError, bad_parameter
+from legato.twilio.ids import ACCOUNT_SID, CALL_SID, account_sid, call_sid
+from legato.twilio.models import TwilioCall
+from legato.twilio.resource import API_VERSION, call_resource, calls_uri
+from legato.twilio.twiml import TwimlError, translate
+
+CREATE_PARAMS = {"To", "From", "Url", "Twiml", "Method", "StatusCallback",
+                 "StatusCallbackEvent", "StatusCallbackMethod", "Timeout", "TimeLimit",
+                 "CallerId", "SendDigits", "Record"}
+UPDATE_PARAMS = {"Status", "Url", "Twiml", "Method"}
+LIST_PARAMS = {"To", "From", "PageSize", "Page", "PageToken"}
+CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
+#: Twilio's defaults and limits for the ring time and the call's length.
+DEFAULT_TIMEOUT, MAX_TIMEOUT = 60, 600
+DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT = 14_400, 86_400
+MAX_PAGE_SIZE = 1000
+
+AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+AccountSidPath = Annotated[str, Path(alias="AccountSid", max_length=34)]
+CallSidPath = Annotated[str, Path(alias="CallSid", max_length=34)]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Attach the TwiML fetcher and the callback outbox to the runtime; run the sender."""
+    from legato.twilio.wiring import attach
+
+    async with attach(app):
+        yield
+
+
+router = APIRouter(prefix=f"/{API_VERSION}/Accounts", tags=["twilio"], lifespan=lifespan)
+
+
+# ---------------------------------------------------------------------- helpers
+class Form:
+    """The request's form parameters, repeated keys kept, checked against what we support."""
+
+    def __init__(self, pairs: list[tuple[str, str]], allowed: set[str]) -> None:
+        unknown = sorted({k for k, _ in pairs} - allowed)
+        if unknown:
+            raise bad_parameter(
+                errors.UNKNOWN_PARAMETER,
+                f"Unsupported parameter(s): {', '.join(unknown)}. Legato's Twilio layer "
+                f"supports: {', '.join(sorted(allowed))} (see docs/twilio.md)")
+        self.pairs = pairs
+
+    def get(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[-1] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.pairs if k == name]
+
+
+async def _form(request: Request, allowed: set[str]) -> Form:
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return Form(parse_qsl(body, keep_blank_values=True), allowed)
+
+
+def _account(session: Session, header: str | None, sid: str) -> str:
+    account_id = authenticate(session, header)
+    if not ACCOUNT_SID.match(sid) or sid != account_sid(account_id):
+        raise errors.not_found(f"/{API_VERSION}/Accounts/{sid}")
+    return account_id
+
+
+def _number(value: str | None, name: str, missing: int, invalid: int) -> str:
+    if not value:
+        raise bad_parameter(missing, f"A '{name}' phone number is required.")
+    try:
+        return normalize_number(value)
+    except InvalidNumber as exc:
+        raise bad_parameter(invalid, f"The '{name}' number {value} is not valid: {exc}") from None
+
+
+def _method(form: Form, name: str) -> str:
+    value = (form.get(name) or "POST").upper()
+    if value not in ("GET", "POST"):
+        raise bad_parameter(errors.URL_INVALID, f"{name} must be GET or POST, not {value!r}")
+    return value
+
+
+def _url(form: Form, name: str) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return None
+    if not value.startswith(("http://", "https://")) or len(value) > 2048:
+        raise bad_parameter(errors.URL_INVALID, f"{name} {value!r} is not a valid http(s) URL")
+    return value
+
+
+def _seconds(form: Form, name: str, default: int, high: int) -> int:
+    raw = form.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_parameter(errors.UNKNOWN_PARAMETER,
+                            f"{name} must be a whole number of seconds, not {raw!r}") from None
+    if not 1 <= value <= high:
+        raise bad_parameter(errors.UNKNOWN_PARAMETER, f"{name} must be between 1 and {high}")
+    return value
+
+
+def _flow(form: Form) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    """(flow_url, flow steps) from Url/Method or inline Twiml: exactly one is given."""
+    url, twiml = _url(form, "Url"), form.get("Twiml")
+    if (url is None) == (twiml is None):
+        raise bad_parameter(errors.URL_INVALID,
+                            "Give exactly one of 'Url' (a TwiML or Legato flow URL) or 'Twiml'")
+    if url is not None:
+        return {"url": url, "method": _method(form, "Method")}, None
+    try:
+        steps = translate(twiml or "")
+    except TwimlError as exc:
+        raise bad_parameter(errors.TWIML_INVALID, f"Twiml: {exc}") from None
+    return None, [s.model_dump(mode="json", exclude_unset=True) for s in steps]
+
+
+def _unsupported_values(form: Form) -> None:
+    """Parameters we accept only in the form that needs no feature Legato lacks."""
+    if (form.get("Record") or "false").lower() not in ("false", ""):
+        raise bad_parameter(errors.UNKNOWN_PARAMETER,
+                            "Record=true is not supported: Legato's Twilio layer does not "
+                            "record calls yet (see docs/twilio.md)")
+    if form.get("SendDigits"):
+        raise bad_parameter(errors.UNKNOWN_PARAMETER,
+                            "SendDigits is not supported: Legato cannot send DTMF on an "
+                            "outbound leg yet (see docs/twilio.md)")
+
+
+def _row(session: Session, account_id: str, sid: str) -> tuple[TwilioCall, Call]:
+    row = session.get(TwilioCall, sid) if CALL_SID.match(sid) else None
+    if row is None or row.account_id != account_id or row.deleted_at is not None:
+        raise errors.not_found(f"Call {sid}")
+    return row, store.get_call(session, account_id, row.call_id)
+
+
+# ---------------------------------------------------------------------- routes
+@router.post("/{AccountSid}/Calls.json", status_code=201)
+async def create_call(request: Request, session: SessionDep, runtime: RuntimeDep,
+                      sid: AccountSidPath, authorization: AuthHeader = None) -> Any:
+    """Place a call (Twilio `Calls.create`)."""
+    received = received_at(request.state)
+    account_id = _account(session, authorization, sid)
+    form = await _form(request, CREATE_PARAMS)
+    to = _number(form.get("To"), "To", errors.TO_MISSING, errors.TO_INVALID)
+    from_ = _number(form.get("From"), "From", errors.FROM_MISSING, errors.FROM_INVALID)
+    caller_id = form.get("CallerId")
+    if caller_id and _number(caller_id, "CallerId", errors.FROM_INVALID,
+                             errors.FROM_INVALID) != from_:
+        raise bad_parameter(errors.FROM_INVALID, "CallerId must equal From: Legato presents "
+                            "the account's number From as the caller ID")
+    _unsupported_values(form)
+    try:
+        number_row = numbers_store.get_number(session, account_id, from_)
+    except NotFound:
+        raise bad_parameter(errors.FROM_NOT_OWNED, f"The From number {from_} is not a number of "
+                            "this account; add it with POST /v1/numbers") from None
+    flow_url, flow = _flow(form)
+    callback = _url(form, "StatusCallback")
+    events = form.all("StatusCallbackEvent")
+    for event in events:
+        if event not in CALLBACK_EVENTS:
+            raise bad_parameter(errors.UNKNOWN_PARAMETER, f"StatusCallbackEvent {event!r} is not "
+                                f"one of {', '.join(CALLBACK_EVENTS)}")
+    request_doc: dict[str, Any] = {
+        "service": "outbound", "number": from_, "to": [to],
+        "ring_timeout": _seconds(form, "Timeout", DEFAULT_TIMEOUT, MAX_TIMEOUT),
+        "max_duration": _seconds(form, "TimeLimit", DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT),
+        "flow": flow, "twilio": {"flow_url": flow_url},
+    }
+    config = _config(number_row.config, request_doc)
+    call, _ = store.create_call(session, account_id, store.NewCall(
+        service="outbound", number=from_, from_numbers=(), to_numbers=(to,),
+        request=request_doc))
+    session.flush()
+    row = TwilioCall(
+        call_sid=call_sid(call.id), call_id=call.id, account_id=account_id,
+        url=None if flow_url is None else flow_url["url"],
+        method="POST" if flow_url is None else flow_url["method"],
+        status_callback=callback, status_callback_method=_method(form, "StatusCallbackMethod"),
+        status_callback_events=sorted(set(events), key=CALLBACK_EVENTS.index) or ["completed"],
+        reported=[], next_sequence=0)
+    session.add(row)
+    session.commit()
+    order = order_for(session, call, received, number_row)
+    runtime.launch(_with_config(order, config))
+    return call_resource(row, call)
+
+
+def _config(base: dict[str, Any], request_doc: dict[str, Any]) -> NumberConfig:
+    merged = {k: v for k, v in base.items() if k not in ("flow", "flow_url")}
+    merged["ring_timeout"] = request_doc["ring_timeout"]
+    merged["max_duration"] = request_doc["max_duration"]
+    if request_doc["flow"] is not None:
+        merged["flow"] = request_doc["flow"]
+    else:
+        merged["flow_url"] = request_doc["twilio"]["flow_url"]
+    return NumberConfig.model_validate(merged)
+
+
+def _with_config(order: Any, config: NumberConfig) -> Any:
+    from dataclasses import replace
+
+    return replace(order, config=config)
+
+
+@router.get("/{AccountSid}/Calls.json")
+def list_calls(request: Request, session: SessionDep, sid: AccountSidPath,
+               authorization: AuthHeader = None) -> Any:
+    """The account's Twilio-API calls, newest first, with Twilio's paging keys."""
+    account_id = _account(session, authorization, sid)
+    form = Form(list(request.query_params.multi_items()), LIST_PARAMS)
+    size = _seconds(form, "PageSize", 50, MAX_PAGE_SIZE)
+    page = int(form.get("Page") or 0) if (form.get("Page") or "0").isdigit() else 0
+    token = form.get("PageToken")
+    stmt = (select(TwilioCall, Call).join(Call, Call.id == TwilioCall.call_id)
+            .where(TwilioCall.account_id == account_id, TwilioCall.deleted_at.is_(None))
+            .order_by(Call.id.desc()))
+    if token:
+        if not token.startswith("PA"):
+            raise bad_parameter(errors.UNKNOWN_PARAMETER, "PageToken is not one this API issued")
+        stmt = stmt.where(Call.id < token[2:])
+    for name, col in (("To", Call.to_index), ("From", Call.number)):
+        value = form.get(name)
+        if value:
+            e164 = _number(value, name, errors.TO_MISSING, errors.TO_INVALID)
+            stmt = stmt.where(col.contains(f"|{e164}|") if name == "To" else col == e164)
+    rows = list(session.execute(stmt.limit(size + 1)).all())
+    more = len(rows) > size
+    rows = rows[:size]
+    base = calls_uri(sid)
+    filters = [(k, v) for k, v in form.pairs if k in ("To", "From")]
+
+    def uri(extra: list[tuple[str, str]]) -> str:
+        return f"{base}?{urlencode([*filters, ('PageSize', str(size)), *extra])}"
+
+    return {
+        "calls": [call_resource(r, c) for r, c in rows],
+        "first_page_uri": uri([("Page", "0")]),
+        "next_page_uri": uri([("Page", str(page + 1)), ("PageToken", "PA" + rows[-1][1].id)])
+        if more else None,
+        "previous_page_uri": None,
+        "page": page,
+        "page_size": size,
+        "start": page * size,
+        "end": page * size + max(len(rows) - 1, 0),
+        "uri": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+    }
+
+
+@router.get("/{AccountSid}/Calls/{CallSid}.json")
+def fetch_call(session: SessionDep, sid: AccountSidPath, call: CallSidPath,
+               authorization: AuthHeader = None) -> Any:
+    account_id = _account(session, authorization, sid)
+    row, stored = _row(session, account_id, call)
+    return call_resource(row, stored)
+
+
+@router.post("/{AccountSid}/Calls/{CallSid}.json")
+async def update_call(request: Request, session: SessionDep, runtime: RuntimeDep,
+                      sid: AccountSidPath, call: CallSidPath,
+                      authorization: AuthHeader = None) -> Any:
+    """End a call (Status=completed|canceled) or move it to new TwiML (Url, Twiml)."""
+    account_id = _account(session, authorization, sid)
+    row, stored = _row(session, account_id, call)
+    form = await _form(request, UPDATE_PARAMS)
+    status = form.get("Status")
+    if status is not None and status not in ("completed", "canceled"):
+        raise bad_parameter(errors.UNKNOWN_PARAMETER,
+                            f"Status must be 'completed' or 'canceled', not {status!r}")
+    if form.get("Url") or form.get("Twiml"):
+        raise bad_parameter(errors.UNKNOWN_PARAMETER,
+                            "Moving a live call to new TwiML (Url/Twiml on update) is not "
+                            "supported yet; end it with Status=completed (see docs/twilio.md)")
+    if status is None:
+        raise bad_parameter(errors.UNKNOWN_PARAMETER, "Give Status=completed or Status=canceled")
+    if stored.state == COMPLETED:
+        raise bad_parameter(errors.CALL_STATE, f"Call {call} is not in progress: it has ended")
+    if status == "canceled" and any(leg.get("answered_at") for leg in
+                                    (stored.record or {}).get("legs") or []
+                                    if leg.get("leg") == 1):
+        raise bad_parameter(errors.CALL_STATE, "Status=canceled applies to queued or ringing "
+                            "calls; this one is in progress: use Status=completed")
+    row.ended_via_api = status
+    session.commit()
+    ended = await end_call(runtime, stored.id, f"ended via the Twilio API (Status={status})",
+                           canceled=status == "canceled")
+    if not ended:
+        raise bad_parameter(errors.CALL_STATE, f"Call {call} is not in progress: it has ended")
+    session.expire_all()
+    row, stored = _row(session, account_id, call)
+    return call_resource(row, stored)
+
+
+@router.delete("/{AccountSid}/Calls/{CallSid}.json", status_code=204)
+def delete_call(session: SessionDep, sid: AccountSidPath, call: CallSidPath,
+                authorization: AuthHeader = None) -> Response:
+    """Remove a finished call from the Twilio API (the native record stays, for reports)."""
+    account_id = _account(session, authorization, sid)
+    row, stored = _row(session, account_id, call)
+    if stored.state != COMPLETED:
+        raise bad_parameter(errors.CALL_STATE,
+                            f"Call {call} is in progress; end it before deleting it")
+    row.deleted_at = utcnow()
+    session.commit()
+    return Response(status_code=204)
+
+
+__all__ = ["TwilioError", "router"]

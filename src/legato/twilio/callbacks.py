@@ -1,0 +1,269 @@
+"""Status callbacks in Twilio's form: derived in the call writer's transaction (an outbox),
+delivered in sequence order per call, signed, retried with back-off.
+
+Each call reports `initiated`, `ringing`, `answered` (CallStatus `in-progress`) and
+`completed` at most once each, in that order, whatever the writes coalesced; the final
+callback is sent for every call that has a StatusCallback, subscribed or not, so there is
+exactly one per call. `SequenceNumber` counts the call's callbacks from 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from legato.store.db import Database
+from legato.store.types import utcnow
+from legato.twilio.accounts import signing_token
+from legato.twilio.ids import account_sid
+from legato.twilio.models import DELIVERED, FAILED, PENDING, TwilioCall, TwilioCallback
+from legato.twilio.resource import API_VERSION
+from legato.twilio.signing import SIGNATURE_HEADER, signature
+from legato.twilio.status import (
+    call_status,
+    rfc2822,
+    sip_response_code,
+    subscriber_legs,
+    talk_seconds,
+)
+
+log = logging.getLogger("legato.twilio")
+
+ORDER = ("initiated", "ringing", "answered", "completed")
+USER_AGENT = "Legato-Twilio-Layer/1"
+
+
+class CallWrite(Protocol):
+    call_id: str
+    record: dict[str, Any]
+    final: bool
+
+
+# --------------------------------------------------------------------- deriving
+def _reached(record: dict[str, Any], final: bool) -> dict[str, str | None]:
+    """The progress events a record shows, with when each happened (ISO)."""
+    legs = subscriber_legs(record)
+    out: dict[str, str | None] = {"initiated": record.get("started_at")}
+    ringing = next((leg["ringing_at"] for leg in legs if leg.get("ringing_at")), None)
+    answered = next((leg["answered_at"] for leg in legs if leg.get("answered_at")), None)
+    if ringing or answered:
+        out["ringing"] = ringing or answered
+    if answered:
+        out["answered"] = answered
+    if final:
+        out["completed"] = record.get("ended_at")
+    return out
+
+
+def callback_params(row: TwilioCall, record: dict[str, Any], event: str, sequence: int,
+                    at: str | None) -> list[tuple[str, str]]:
+    """The form parameters of one callback: Twilio's names, then Legato's own facts."""
+    final = event == "completed"
+    status = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}.get(
+        event) or call_status(record, True, row.ended_via_api)
+    to = (record.get("to") or [""])[0]
+    number = record.get("number") or ""
+    params: list[tuple[str, str]] = [
+        ("AccountSid", account_sid(row.account_id)), ("ApiVersion", API_VERSION),
+        ("CallSid", row.call_sid), ("CallStatus", status), ("Direction", "outbound-api"),
+        ("From", number), ("Caller", number), ("To", to), ("Called", to),
+        ("CallbackSource", "call-progress-events"), ("SequenceNumber", str(sequence)),
+        ("Timestamp", rfc2822(at) or rfc2822(utcnow()) or ""),
+        ("LegatoCallId", row.call_id),
+    ]
+    code = sip_response_code(record)
+    if final:
+        seconds = talk_seconds(record)
+        params += [("CallDuration", str(seconds)), ("Duration", str(math.ceil(seconds / 60)))]
+        if code is not None:
+            params.append(("SipResponseCode", str(code)))
+        params += [("LegatoStatus", record.get("status") or ""),
+                   ("LegatoStatusDescription", record.get("status_description") or ""),
+                   ("LegatoDisconnectedBy", record.get("disconnected_by") or "")]
+        admission = record.get("admission") or {}
+        if admission.get("verdict") not in (None, "admit"):
+            params.append(("LegatoAdmissionRule", str(admission.get("rule") or "")))
+    elif event == "answered" and code is not None:
+        params.append(("SipResponseCode", str(code)))
+    for i, leg in enumerate(record.get("legs") or [], start=1):
+        for key, name in (("number", "Number"), ("role", "Role"), ("outcome", "Outcome"),
+                          ("sip_code", "SipCode"), ("q850_cause", "Q850Cause")):
+            if leg.get(key) is not None:
+                params.append((f"LegatoLeg{i}{name}", str(leg[key])))
+    return params
+
+
+def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
+    """Queue the callbacks these call writes imply (same transaction); returns how many."""
+    ids = {w.call_id for w in writes}
+    rows = {r.call_id: r for r in session.scalars(select(TwilioCall).where(
+        TwilioCall.call_id.in_(ids), TwilioCall.status_callback.is_not(None)))}
+    queued = 0
+    for w in writes:
+        row = rows.get(w.call_id)
+        if row is None or "completed" in row.reported:
+            continue
+        reached = _reached(w.record, w.final)
+        reported = list(row.reported)
+        for event in ORDER:
+            if event not in reached or event in reported:
+                continue
+            reported.append(event)
+            if event != "completed" and event not in row.status_callback_events:
+                continue
+            assert row.status_callback is not None
+            session.add(TwilioCallback(
+                call_sid=row.call_sid, sequence=row.next_sequence, event=event,
+                url=row.status_callback, method=row.status_callback_method,
+                params=[list(p) for p in callback_params(
+                    row, w.record, event, row.next_sequence, reached[event])]))
+            row.next_sequence += 1
+            queued += 1
+        row.reported = reported
+    return queued
+
+
+def chain(*hooks: Callable[[Session, Sequence[Any]], object] | None
+          ) -> Callable[[Session, Sequence[Any]], object]:
+    """Run several writer hooks in the same transaction, in order."""
+    present = [h for h in hooks if h is not None]
+
+    def run(session: Session, writes: Sequence[Any]) -> None:
+        for hook in present:
+            hook(session, writes)
+
+    return run
+
+
+# --------------------------------------------------------------------- sending
+def signed_request(token: str | None, method: str, url: str, params: list[tuple[str, str]]
+                   ) -> tuple[str, dict[str, str], bytes | None]:
+    """(url, headers, body) of a signed request: POST sends the parameters as a form (each
+    repeated key kept), GET carries them in the URL."""
+    headers = {"User-Agent": USER_AGENT}
+    if method == "GET":
+        url = url + ("&" if "?" in url else "?") + urlencode(params)
+        body, signed = None, ()
+    else:
+        body, signed = urlencode(params).encode("ascii"), params
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if token is not None:
+        headers[SIGNATURE_HEADER] = signature(token, url, signed)
+    return url, headers, body
+
+
+class CallbackSender:
+    """Delivers pending callbacks: per call in sequence order, each until 2xx or given up."""
+
+    def __init__(self, database: Database, client: httpx.AsyncClient, *,
+                 max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0,
+                 poll: float = 0.2, batch: int = 200) -> None:
+        self.database = database
+        self.client = client
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.poll = poll
+        self.batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="legato-twilio-callbacks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                due = await asyncio.to_thread(self._due)
+                if due:
+                    results = await asyncio.gather(*(self._send(d) for d in due))
+                    await asyncio.to_thread(self._record, results)
+                    continue
+            except Exception:  # the sender keeps serving; the rows stay pending
+                log.exception("twilio callback delivery pass failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    def _due(self) -> list[dict[str, Any]]:
+        """The first pending callback of each call, if it is due (order per call)."""
+        now = utcnow()
+        with self.database.session() as session:
+            rows = session.execute(
+                select(TwilioCallback, TwilioCall.account_id)
+                .join(TwilioCall, TwilioCall.call_sid == TwilioCallback.call_sid)
+                .where(TwilioCallback.state == PENDING)
+                .order_by(TwilioCallback.call_sid, TwilioCallback.sequence)
+                .limit(self.batch * 4)).all()
+            tokens: dict[str, str | None] = {}
+            due, seen = [], set()
+            for cb, account_id in rows:
+                if cb.call_sid in seen:
+                    continue
+                seen.add(cb.call_sid)
+                at = cb.next_attempt_at
+                if at.tzinfo is None:
+                    at = at.replace(tzinfo=UTC)
+                if at > now:
+                    continue
+                if account_id not in tokens:
+                    tokens[account_id] = signing_token(session, account_id)
+                due.append({"id": cb.id, "url": cb.url, "method": cb.method,
+                            "params": [(k, v) for k, v in cb.params],
+                            "attempts": cb.attempts, "token": tokens[account_id]})
+                if len(due) >= self.batch:
+                    break
+            return due
+
+    async def _send(self, cb: dict[str, Any]) -> tuple[int, int | None, str | None]:
+        url, headers, body = signed_request(cb["token"], cb["method"], cb["url"], cb["params"])
+        try:
+            response = await self.client.request(cb["method"], url, headers=headers,
+                                                 content=body)
+        except httpx.HTTPError as exc:
+            return cb["id"], None, f"{type(exc).__name__}: {exc}"
+        if 200 <= response.status_code < 300:
+            return cb["id"], response.status_code, None
+        return cb["id"], response.status_code, f"HTTP {response.status_code}"
+
+    def _record(self, results: list[tuple[int, int | None, str | None]]) -> None:
+        now = utcnow()
+        with self.database.session() as session:
+            for cb_id, status, error in results:
+                cb = session.get(TwilioCallback, cb_id)
+                if cb is None:
+                    continue
+                cb.attempts += 1
+                cb.last_status, cb.last_error = status, error
+                if error is None:
+                    cb.state = DELIVERED
+                elif cb.attempts >= self.max_attempts:
+                    cb.state = FAILED  # given up; later callbacks of the call go on
+                    log.warning("twilio callback %s to %s failed %d times: %s",
+                                cb.id, cb.url, cb.attempts, error)
+                else:
+                    delay = min(self.max_delay, self.base_delay * 2 ** (cb.attempts - 1))
+                    cb.next_attempt_at = now + timedelta(
+                        seconds=delay * random.uniform(0.5, 1.0))
