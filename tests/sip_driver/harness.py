@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,7 +120,9 @@ async def start_sipp(peer: Peer, cwd: Path, port: int, *target: str) -> asyncio.
     return proc
 
 
-async def finish_sipp(proc: asyncio.subprocess.Process, cwd: Path, timeout: float = 25) -> tuple[int, str]:
+async def finish_sipp(
+    proc: asyncio.subprocess.Process, cwd: Path, timeout: float = 25
+) -> tuple[int, str]:
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -133,8 +136,11 @@ def _number_config(case: Case) -> NumberConfig:
     return NumberConfig.model_validate(case.scenario.get("config") or {})
 
 
-async def run_sip(case: Case, cwd: Path) -> tuple[CallRecord, list[tuple[str, int, str]]]:
-    """The call on the sip driver; returns its record and each SIPp's (name, rc, output)."""
+async def run_sip(
+    case: Case, cwd: Path, during: Callable[[SipDriver], Awaitable[None]] | None = None
+) -> tuple[CallRecord, list[tuple[str, int, str]]]:
+    """The call on the sip driver; returns its record and each SIPp's (name, rc, output).
+    `during(driver)` runs while the call is in progress."""
     ports = {number: free_port() for number in case.peers}
     peers = [await start_sipp(p, cwd, ports[n]) for n, p in case.peers.items()]
     trunks = tuple(Trunk("127.0.0.1", port, numbers=(number,)) for number, port in ports.items())
@@ -162,6 +168,8 @@ async def run_sip(case: Case, cwd: Path) -> tuple[CallRecord, list[tuple[str, in
         else:
             spec = scenario_spec(parse_scenario(yaml.safe_dump(case.scenario), case.name))
             driver.place(create_call(spec, driver.now()), on_done=finished)
+        if during is not None:
+            await during(driver)
         record = await asyncio.wait_for(done, 20)
     finally:
         await asyncio.sleep(0.3)  # the last ACK/200 reach the peers

@@ -1,0 +1,103 @@
+"""The driver keeps calls going whatever arrives on its socket, and refuses what it cannot
+run with a clear answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from legato.core.config import NumberConfig
+from legato.core.engine import create_call
+from legato.drivers.sip import SipDriver, SipDriverConfig, UnsupportedFlow, number_lookup
+from legato.scenario.loader import parse_scenario
+from legato.scenario.run import scenario_spec
+
+from .harness import TIMERS, Case, Peer, answer, finish_sipp, free_port, run_sip, start_sipp
+from .test_statuses import AGENT, CALLER, NUMBER, dial
+
+pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
+
+
+def malformed(rng: random.Random, target: tuple[str, int]) -> list[bytes]:
+    """Random bytes, truncated and oversized requests, bad numbers, stray responses."""
+    host, port = target
+    start = f"INVITE sip:{NUMBER[1:]}@{host}:{port} SIP/2.0\r\n".encode()
+    samples = [
+        os.urandom(rng.randint(1, 1400)),
+        start,
+        start + b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nContent-Length: 99999\r\n\r\n",
+        start + b"X-Big: " + b"a" * 60000 + b"\r\n\r\n",
+        start + b"CSeq: notanumber INVITE\r\nCall-ID: x\r\nFrom: <sip:a@b>;tag=1\r\n"
+        b"To: <sip:c@d>\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKy\r\n\r\n",
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKnone\r\n"
+        b"CSeq: 1 INVITE\r\nCall-ID: none\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\r\n",
+        b"\x00\xff" * 300,
+        b"BYE sip:x SIP/2.0\r\n\r\n",
+    ]
+    return [rng.choice(samples) for _ in range(3000)]
+
+
+def test_malformed_burst_does_not_disturb_a_call_in_progress(tmp_path: Path) -> None:
+    case = Case(
+        "burst", {"name": "burst", "service": "incoming", "number": NUMBER, "from": CALLER,
+                  "config": {"flow": dial(AGENT)},
+                  "phones": {AGENT: {"answer_after": 0.3, "hangup_after": 2}}},
+        {AGENT: answer(300, 2000)}, "ANSWER", "leg2", caller=Peer("uac_wait_bye.xml"),
+    )
+    seen: list[SipDriver] = []
+
+    async def burst(driver: SipDriver) -> None:
+        for _ in range(500):  # until the call is in progress
+            if driver.active_calls:
+                break
+            await asyncio.sleep(0.02)
+        assert driver.active_calls == 1, (driver.stats, driver.local)
+        await asyncio.sleep(0.5)  # answered and bridged by now
+        rng = random.Random(7)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i, data in enumerate(malformed(rng, driver.local)):
+                s.sendto(data[:65000], driver.local)
+                if i % 200 == 0:
+                    await asyncio.sleep(0)  # let the driver read
+        seen.append(driver)
+
+    record, peers = asyncio.run(run_sip(case, tmp_path, during=burst))
+    assert (record.status, record.disconnected_by) == ("ANSWER", "leg2")
+    for name, rc, out in peers:
+        assert rc == 0, f"{name} failed:\n{out}"
+    # the burst reached the stack (some of it overflows the socket buffer)
+    assert seen[0].stats.bad_messages > 500
+
+
+def test_a_flow_needing_audio_is_refused_clearly(tmp_path: Path) -> None:
+    config = NumberConfig.model_validate(
+        {"flow": [{"answer": {}}, {"play": {"prompt": "welcome"}}]})
+
+    async def main() -> tuple[int, str]:
+        driver = await SipDriver.open(
+            SipDriverConfig(listen=("127.0.0.1", 0), timers=TIMERS),
+            number_lookup({NUMBER: config}),
+        )
+        try:
+            scenario = parse_scenario(
+                "name: audio\nservice: outbound\nnumber: '+918047001000'\nto: '+919811000003'\n"
+                "config: {flow: [{play: {prompt: welcome}}]}\n", "audio")
+            with pytest.raises(UnsupportedFlow, match=r"flow\.0\.play: the sip driver"):
+                driver.place(create_call(scenario_spec(scenario), driver.now()))
+            host, port = driver.local
+            caller = await start_sipp(Peer("uac_rejected.xml", {"caller": CALLER[1:]}),
+                                      tmp_path, free_port(), "-s", NUMBER[1:], f"{host}:{port}")
+            rc, out = await finish_sipp(caller, tmp_path)
+            return rc, out + str(dict(driver.stats.refused))
+        finally:
+            await driver.close()
+
+    rc, out = asyncio.run(main())
+    assert rc == 0, out  # refused with 503 and a Reason header
+    assert "flow needs audio" in out
