@@ -1,7 +1,8 @@
 """An RTP endpoint: one UDP socket pair, paced sending, receiving with DTMF and latching.
 
 Sending is paced against the loop's clock: frame n of a stream is due at start + n * ptime
-and is scheduled with `call_at`, so lateness never accumulates (no `sleep(0.02)` drift).
+and is scheduled on the loop's shared `Pacer` (`call_at` per 2 ms grid instant, shared by
+all streams due then), so lateness never accumulates (no `sleep(0.02)` drift).
 The RTP timestamp is derived from the same clock, so a gap (a loop stall, silence between
 prompts) shows up to the receiver as a timestamp jump rather than as time compression.
 
@@ -23,6 +24,7 @@ from typing import Protocol
 from legato.media import rtp
 from legato.media.dtmf import EventReceiver, build_event
 from legato.media.g711 import SILENCE, Codec
+from legato.media.pacer import pacer_for
 from legato.media.ports import PortRange
 from legato.media.sdp import Negotiated
 
@@ -111,7 +113,9 @@ class RtpEndpoint:
         self._start = 0.0  # loop time of the current source's first frame
         self._frame = 0  # index of the next frame of the current source
         self._next_ts = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._pacer = pacer_for(loop)
+        self._pacer_key: int | None = None
+        self.generation = 0
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._marker = True
         self._rtp_transport: asyncio.DatagramTransport | None = None
@@ -200,13 +204,14 @@ class RtpEndpoint:
         `stop()` or another `play()` cut it short.
         """
         self.stop()
+        self.generation += 1
         self._source = source
         self._source_done = on_done
         self._marker = True  # a new talkspurt (RFC 3551 §4.1)
-        self._start = self.loop.time()
+        self._start = self._pacer.align(self.loop.time())
         self._frame = 0
         self._next_ts = self.timestamp_at(self._start)
-        self._tick()
+        self._pacer_key = self._pacer.schedule(self, self._start)
 
     @property
     def playing(self) -> bool:
@@ -214,9 +219,10 @@ class RtpEndpoint:
 
     def stop(self) -> None:
         """Stop the current source now (barge-in); its `on_done(True)` runs."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.generation += 1
+        if self._pacer_key is not None:
+            self._pacer.cancel(self, self._pacer_key)
+            self._pacer_key = None
         self._finish(stopped=True)
 
     def _finish(self, stopped: bool) -> None:
@@ -225,7 +231,7 @@ class RtpEndpoint:
             done(stopped)
 
     def _tick(self) -> None:
-        self._timer = None
+        self._pacer_key = None
         source = self._source
         if source is None:
             return
@@ -253,7 +259,7 @@ class RtpEndpoint:
             self._marker = False
             self._frame += 1
             self._next_ts = (self._next_ts + size) & 0xFFFFFFFF
-        self._timer = self.loop.call_at(self._start + self._frame * self.ptime, self._tick)
+        self._pacer_key = self._pacer.schedule(self, self._start + self._frame * self.ptime)
 
     def send_digit(self, digit: str, duration: float = 0.1) -> None:
         """Send one RFC 4733 event (three end packets) paced at ptime; needs event_pt."""
