@@ -162,12 +162,14 @@ class SipDriver:
         on_incoming_done: Done | None = None,
         call_factory: CallFactory | None = None,
         on_change: Callable[[Any], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.numbers = numbers or (lambda _user: None)
         self.on_incoming_done = on_incoming_done
         self.call_factory = call_factory or create_call
         self.on_change = on_change
+        self._clock = clock  # the engine's clock (None: the event loop's)
         self.stats = DriverStats()
         self.registrar: Registrar | None = None
         if config.phones:
@@ -223,8 +225,18 @@ class SipDriver:
         return len(self._calls)
 
     def now(self) -> float:
+        """The engine's clock: the loop's, or the one given (e.g. the live runtime's)."""
+        if self._clock is not None:
+            return self._clock()
         assert self._transport is not None, "the driver is not started"
         return self._transport.loop.time()
+
+    # The `SimNetwork` surface the live runtime drives: a real network runs by itself.
+    def run(self, until: float | None = None) -> None:
+        """Nothing to advance: SIP events and engine timers arrive on the loop."""
+
+    def next_time(self) -> float | None:
+        return None
 
     def lines_in_use(self, number: str) -> int:
         return self._lines[number]
@@ -432,14 +444,16 @@ class SipDriver:
             sc.timer_at = when
             sc.timer = (
                 None if when is None
-                else asyncio.get_running_loop().call_at(when, self._on_timer, sc)
+                else asyncio.get_running_loop().call_later(
+                    max(0.0, when - self.now()), self._on_timer, sc)
             )
 
     def _on_timer(self, sc: _SipCall) -> None:
-        sc.timer = sc.timer_at = None
+        sc.timer = None
         if sc.done:
             return
-        now = self.now()
+        now = max(self.now(), sc.timer_at or 0.0)  # the loop may wake a hair early
+        sc.timer_at = None
         self._input(sc, lambda: sc.call.handle_timer(now))
         self._flush()
 
