@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import Counter
@@ -115,6 +116,7 @@ def number_lookup(numbers: dict[str, NumberConfig]) -> NumberLookup:
     return lookup
 
 
+@functools.lru_cache(maxsize=128)
 def reason_for(cause: int) -> Reason:
     """The Reason header of a Q.850 cause, worded by the cause map."""
     return Reason.parse(format_reason_header(cause))
@@ -621,6 +623,12 @@ def _caller_number(request: Any) -> str:
         user = NameAddr.parse(request.get("From") or "", "From").parsed_uri.user or ""
     except RemoteProtocolError:
         return "anonymous"
+    return _e164_or_as_sent(user)
+
+
+@functools.lru_cache(maxsize=65536)
+def _e164_or_as_sent(user: str) -> str:
+    """Parsing a number costs ~50 us; callers call again, so remember the answer."""
     for candidate in (user, f"+{user}"):
         try:
             return normalize_number(candidate)
