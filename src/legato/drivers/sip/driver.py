@@ -44,18 +44,24 @@ from legato.core.events import (
     Command,
     Dial,
     Event,
+    Gather,
     Hangup,
     LegAnswered,
     LegFailed,
     LegHangup,
     LegProgress,
+    Play,
+    PlayDone,
     Reject,
     Ring,
+    StopPlay,
 )
 from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.core.record import CallRecord
 from legato.drivers.sip.config import SipDriverConfig
 from legato.drivers.sip.sdp import held_answer
+from legato.media.call import CallMedia, MediaServer
+from legato.media.sdp import SdpError
 from legato.sip import events as ev
 from legato.sip.auth import DigestServer
 from legato.sip.errors import LocalProtocolError, RemoteProtocolError
@@ -138,6 +144,7 @@ class _SipCall:
     reinvite: dict[int, int] = field(default_factory=dict)  # parked leg -> leg awaiting ACK
     peer: dict[int, int] = field(default_factory=dict)  # bridged engine legs
     later: list[Event] = field(default_factory=list)  # events to feed after the commands
+    media: CallMedia | None = None  # incoming calls with audio steps (legato.media)
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
     done: bool = False
@@ -164,6 +171,7 @@ class SipDriver:
         on_incoming_done: Done | None = None,
         call_factory: CallFactory | None = None,
         on_change: Callable[[Any], None] | None = None,
+        media: MediaServer | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
@@ -171,6 +179,7 @@ class SipDriver:
         self.on_incoming_done = on_incoming_done
         self.call_factory = call_factory or create_call
         self.on_change = on_change
+        self.media = media  # with it, incoming flows may answer, play and gather (docs/media.md)
         self._clock = clock  # the engine's clock (None: the event loop's)
         self.stats = DriverStats()
         self.registrar: Registrar | None = None
@@ -279,10 +288,18 @@ class SipDriver:
             handler(self, sc, leg, event)
 
     def _progress(self, sc: _SipCall, leg: int, event: ev.Progress) -> None:
+        if sc.media is not None and leg != 0:
+            sc.media.progress(0)  # an agent rings: ringback to an answered caller
         self._feed(sc, LegProgress(leg, event.response.status))
 
     def _answered(self, sc: _SipCall, leg: int, event: ev.Answered) -> None:
         body = event.response.body
+        if sc.media is not None and leg in sc.media.sessions:
+            try:
+                sc.media.answered(leg, body)
+            except SdpError as exc:
+                log.warning("call %s: leg %s answered with unusable SDP: %s",
+                            sc.call.spec.id, leg, exc)
         if leg not in sc.deferred:
             if body:
                 sc.answer[leg] = body
@@ -323,6 +340,10 @@ class SipDriver:
     def _dialog_request(self, sc: _SipCall, leg: int, event: ev.DialogRequest) -> None:
         """re-INVITE, UPDATE, INFO on a bridged leg go to the other leg unchanged."""
         request, now = event.request, self.now()
+        if (sc.media is not None and request.method == "INFO"
+                and sc.media.info(leg, request.get("Content-Type"), request.body)):
+            self.ua.respond_request(event.request_id, 200, now)  # DTMF: Digits follows
+            return
         peer = sc.peer.get(leg)
         target = sc.ua.get(peer) if peer is not None else None
         if target is None or self.ua.leg_state(target) not in ("early", "confirmed"):
@@ -367,7 +388,8 @@ class SipDriver:
             return
         number, config = found
         try:
-            check_supported(config)
+            if self.media is None:
+                check_supported(config)
         except UnsupportedFlow as exc:
             log.error("incoming call to %s refused: %s", number, exc)
             self.stats.refused["flow needs audio"] += 1
@@ -387,6 +409,10 @@ class SipDriver:
         )
         call = self.call_factory(spec, now)
         sc = _SipCall(call, self.on_incoming_done, number)
+        if self.media is not None and audio_steps(config.flow):
+            sc.media = self.media.call(lambda event: self._media_event(sc, event), spec.id)
+            if request.body:
+                sc.media.offers[0] = request.body
         self._calls.add(sc)
         self._lines[number] += 1
         self.stats.calls += 1
@@ -483,6 +509,8 @@ class SipDriver:
             return
         request_uri, destination, credentials = route
         offer = sc.offer.get(0, b"")  # an incoming caller's offer goes to the agents
+        if sc.media is not None and 0 in sc.media.sessions:
+            offer = sc.media.offer(leg)  # the caller's media ends here: anchor the agent's
         domain = self.config.phone_domain
         try:
             ua_leg = self.ua.invite(
@@ -539,6 +567,15 @@ class SipDriver:
         body = b""
         if peer is not None:
             body = sc.answer.get(peer) or sc.late_offer.get(peer, b"")
+        elif sc.media is not None:
+            try:
+                body = sc.media.answer(leg)
+            except SdpError as exc:
+                log.warning("call %s: caller's SDP refused: %s", sc.call.spec.id, exc)
+                self.ua.respond(ua_leg, 488, self.now(), reason=reason_for(65))
+                self._drop_leg(sc, leg, ua_leg)
+                sc.later.append(LegHangup(leg, 65))
+                return
         sc.offer.pop(leg, None)
         self.ua.respond(ua_leg, 200, self.now(), body=body)
 
@@ -556,7 +593,12 @@ class SipDriver:
 
     def _bridge(self, sc: _SipCall, command: Bridge) -> None:
         """Flow IV's last steps: leg 2's offer goes to the parked leg 1 in a re-INVITE; its
-        answer then goes to leg 2 in the ACK (`_reconnected`)."""
+        answer then goes to leg 2 in the ACK (`_reconnected`). With media, the two legs'
+        RTP is relayed through Legato instead (media anchoring, docs/media.md)."""
+        media = sc.media
+        if media is not None and command.a in media.sessions and command.b in media.sessions:
+            media.bridge(command.a, command.b)
+            return
         for parked, other in ((command.a, command.b), (command.b, command.a)):
             if parked not in sc.parked or other not in sc.late_offer:
                 continue
@@ -585,8 +627,25 @@ class SipDriver:
                     sc.call.spec.id, event.status)
         self.ua.ack(other_ua, self.now(), held_answer(offer, self.local[0]) if offer else b"")
 
+    def _play(self, sc: _SipCall, command: Play | Gather) -> None:
+        if sc.media is not None:
+            sc.media.play(command)  # PlayDone comes back through _media_event
+        else:
+            sc.later.append(PlayDone(command.play))
+
+    def _stop_play(self, sc: _SipCall, command: StopPlay) -> None:
+        if sc.media is not None:
+            sc.media.stop_play(command)
+
+    def _media_event(self, sc: _SipCall, event: Event) -> None:
+        """PlayDone and Digits from the media (always on a later loop turn)."""
+        self._feed(sc, event)
+        self._flush()
+
     # -------------------------------------------------------------- bookkeeping
     def _drop_leg(self, sc: _SipCall, leg: int, ua_leg: int) -> None:
+        if sc.media is not None:
+            sc.media.drop(leg)
         self._legs.pop(ua_leg, None)
         if sc.ua.get(leg) == ua_leg:
             del sc.ua[leg]
@@ -601,6 +660,8 @@ class SipDriver:
         if sc.done:
             return
         sc.done = True
+        if sc.media is not None:
+            sc.media.close()
         if sc.timer is not None:
             sc.timer.cancel()
             sc.timer = None
@@ -656,6 +717,9 @@ _COMMANDS: dict[type, Callable[[SipDriver, _SipCall, Any], None]] = {
     Reject: SipDriver._reject,
     Hangup: SipDriver._hangup,
     Bridge: SipDriver._bridge,
+    Play: SipDriver._play,
+    Gather: SipDriver._play,
+    StopPlay: SipDriver._stop_play,
 }
 
 __all__ = ["SipDriver", "UnsupportedFlow", "audio_steps", "check_supported", "number_lookup"]
