@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from legato.store.calls import COMPLETED, call_document
@@ -77,48 +76,73 @@ def _wake_all(_session: Session) -> None:
 
 # ------------------------------------------------------------------ the hook
 def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
-    """Queue the webhook events these call writes imply; returns how many deliveries."""
+    """Queue the webhook events these call writes imply; returns how many deliveries.
+
+    A handful of statements per batch whatever its size: the calls, their endpoints, their
+    cursors and documents are read in one query each, and the new rows are written in bulk.
+    """
     if not writes:
         return 0
     ids = list(dict.fromkeys(w.call_id for w in writes))
-    calls = {
-        row.id: row
-        for row in session.execute(
-            select(Call.id, Call.account_id, Call.callback_url).where(Call.id.in_(ids))
+    with session.no_autoflush:
+        calls = {
+            row.id: row
+            for row in session.execute(
+                select(Call.id, Call.account_id, Call.callback_url).where(Call.id.in_(ids))
+            )
+        }
+        endpoints = _endpoints(session, {row.account_id for row in calls.values()})
+        targeted = [
+            i
+            for i in ids
+            if i in calls and (endpoints.get(calls[i].account_id) or calls[i].callback_url)
+        ]
+        if not targeted:
+            return 0
+        cursors = _cursors(session, targeted)
+        finals = {w.call_id for w in writes if w.final}
+        documents = _documents(session, [i for i in targeted if i in finals or i not in cursors])
+        callback = _callback_endpoints(
+            session, {calls[i].account_id for i in targeted if calls[i].callback_url}
         )
-    }
-    accounts = {row.account_id for row in calls.values()}
-    endpoints = _endpoints(session, accounts)
-    targeted = [
-        i
-        for i in ids
-        if i in calls and (endpoints.get(calls[i].account_id) or calls[i].callback_url)
-    ]
-    if not targeted:
-        return 0
-    cursors = _cursors(session, targeted, {i: calls[i].account_id for i in targeted})
-    callback = _callback_endpoints(
-        session, {calls[i].account_id for i in targeted if calls[i].callback_url}
-    )
     now = utcnow()
+    new_cursors = {i: Progress(1, {}, False) for i in targeted if i not in cursors}
+    progress = {**cursors, **new_cursors}
     events: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
     for w in writes:
         meta = calls.get(w.call_id)
-        cursor = cursors.get(w.call_id)
-        if meta is None or cursor is None:
+        if meta is None or w.call_id not in progress:
             continue
         targets = [(e.id, e.url or "", e.events) for e in endpoints.get(meta.account_id, [])]
         if meta.callback_url:
             targets.append((callback[meta.account_id].id, meta.callback_url, []))
-        _emit(session, cursor, meta, w.record, w.final, targets, now, events, deliveries)
-    if events:  # events first: deliveries reference them
-        session.execute(insert(WebhookEvent), events)
+        _emit(
+            progress[w.call_id],
+            meta,
+            w.record,
+            w.final,
+            documents.get(w.call_id),
+            targets,
+            now,
+            events,
+            deliveries,
+        )
+    if not events:
+        return 0
+    _save_cursors(session, progress, new_cursors, {i: calls[i].account_id for i in progress}, now)
+    session.execute(insert(WebhookEvent), events)  # events first: deliveries reference them
     if deliveries:
         session.execute(insert(WebhookDelivery), deliveries)
         event.listen(session, "after_commit", _wake_all, once=True)
-    queued = len(deliveries)
-    return queued
+    return len(deliveries)
+
+
+def _documents(session: Session, call_ids: list[str]) -> dict[str, Call]:
+    """The calls whose document an event carries (call.initiated, call.completed)."""
+    if not call_ids:
+        return {}
+    return {c.id: c for c in session.scalars(select(Call).where(Call.id.in_(call_ids)))}
 
 
 def _endpoints(session: Session, accounts: Iterable[str]) -> dict[str, list[WebhookEndpoint]]:
@@ -179,50 +203,63 @@ def callback_endpoint(session: Session, account_id: str) -> WebhookEndpoint:
     return endpoint
 
 
-def _cursors(
-    session: Session, call_ids: list[str], accounts: dict[str, str]
-) -> dict[str, WebhookCallCursor]:
-    """Each call's cursor, created if new, locked against a concurrent writer."""
-    table = WebhookCallCursor.__table__
-    rows = [
-        {
-            "call_id": i,
-            "account_id": accounts[i],
-            "next_sequence": 1,
-            "legs": {},
-            "completed": False,
-            "updated_at": utcnow(),
-        }
-        for i in call_ids
-    ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).values(rows).on_conflict_do_nothing(index_elements=["call_id"]))
-    stmt = select(WebhookCallCursor).where(WebhookCallCursor.call_id.in_(call_ids))
-    if dialect == "postgresql":
+def _cursors(session: Session, call_ids: list[str]) -> dict[str, Progress]:
+    """What each call has announced so far (calls never announced are absent).
+
+    On PostgreSQL the rows are locked for the transaction. A call is run by one node and
+    its writes are serialised by that node's writer, so two transactions never create the
+    same call's cursor; reconciliation only touches calls that no runtime runs any more.
+    """
+    c = WebhookCallCursor
+    stmt = select(c.call_id, c.next_sequence, c.legs, c.completed).where(c.call_id.in_(call_ids))
+    if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    return {c.call_id: c for c in session.scalars(stmt.execution_options(populate_existing=True))}
+    return {
+        r.call_id: Progress(r.next_sequence, dict(r.legs or {}), bool(r.completed))
+        for r in session.execute(stmt)
+    }
+
+
+def _save_cursors(
+    session: Session,
+    progress: dict[str, Progress],
+    new: dict[str, Progress],
+    accounts: dict[str, str],
+    now: datetime,
+) -> None:
+    def row(call_id: str, p: Progress) -> dict[str, Any]:
+        return {
+            "call_id": call_id,
+            "next_sequence": p.next_sequence,
+            "legs": p.legs,
+            "completed": p.completed,
+            "updated_at": now,
+        }
+
+    if new:
+        session.execute(
+            insert(WebhookCallCursor),
+            [{**row(i, p), "account_id": accounts[i]} for i, p in new.items()],
+        )
+    old = [row(i, p) for i, p in progress.items() if i not in new]
+    if old:
+        session.execute(update(WebhookCallCursor), old)  # bulk UPDATE by primary key
 
 
 def _emit(
-    session: Session,
-    cursor: WebhookCallCursor,
+    progress: Progress,
     meta: Any,
     record: dict[str, Any],
     final: bool,
+    call: Call | None,
     targets: list[tuple[str, str, list[str]]],
     now: datetime,
     events: list[dict[str, Any]],
     deliveries: list[dict[str, Any]],
 ) -> None:
-    """Append the call's new events and their deliveries; advance its cursor."""
-    progress = Progress(cursor.next_sequence, dict(cursor.legs or {}), cursor.completed)
-    completed = None
+    """Append the call's new events and their deliveries; advance its progress."""
     base = progress.next_sequence
-    first = base == 1
-    call = session.get(Call, meta.id) if final or first else None
-    if final and call is not None:
-        completed = call_document(call)
+    completed = call_document(call) if final and call is not None else None
     new = pending_events(
         progress,
         record,
@@ -231,8 +268,6 @@ def _emit(
         completed=completed,
         now=now,
     )
-    if not new:
-        return
     for seq, ev in enumerate(new, start=base):
         event_id = new_id("msg")
         events.append(
@@ -265,10 +300,6 @@ def _emit(
                     "updated_at": now,
                 }
             )
-    cursor.next_sequence = progress.next_sequence
-    cursor.legs = progress.legs
-    cursor.completed = progress.completed
-    cursor.updated_at = now
 
 
 def _initiated(call_id: str, record: dict[str, Any], call: Call | None) -> dict[str, Any]:
