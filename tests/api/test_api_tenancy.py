@@ -23,6 +23,10 @@ ROUTES = {
     ("GET", "/v1/calls/{call_id}"),
     ("GET", "/v1/reports/summary"),
     ("POST", "/v1/sim/incoming"),
+    ("GET", "/v1/numbers/{number}/blacklist"),
+    ("POST", "/v1/numbers/{number}/blacklist"),
+    ("DELETE", "/v1/numbers/{number}/blacklist/{entry}"),
+    ("GET", "/v1/dnd/{number}"),
     ("POST", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints"),
     ("GET", "/v1/webhooks/endpoints/{endpoint_id}"),
@@ -63,6 +67,7 @@ def test_every_route_refuses_missing_wrong_and_revoked_keys(server: Any) -> None
             path.replace("{number}", NUMBER)
             .replace("{call_id}", "call_x")
             .replace("{endpoint_id}", "whe_x")
+            .replace("{entry}", CUSTOMER)
         )
         for headers in (
             {},
@@ -89,6 +94,13 @@ def test_no_account_sees_or_changes_another_accounts_data(server: Any) -> None:
     assert b.put(f"/v1/numbers/{NUMBER}", json={"config": {"lines": 0}}).status_code == 404
     assert b.delete(f"/v1/numbers/{NUMBER}").status_code == 404
     assert a.get(f"/v1/numbers/{NUMBER}").json()["config"] == {"lines": 3}
+    blacklist = f"/v1/numbers/{NUMBER}/blacklist"
+    assert b.get(blacklist).status_code == 404
+    assert b.post(blacklist, json={"entries": [CUSTOMER]}).status_code == 404
+    assert a.post(blacklist, json={"entries": [CUSTOMER]}).status_code == 200
+    assert b.delete(f"{blacklist}/{CUSTOMER}").status_code == 404
+    assert a.get(blacklist).json()["entries"] == [CUSTOMER]
+    assert a.delete(f"{blacklist}/{CUSTOMER}").status_code == 204
     # calls
     assert b.get(f"/v1/calls/{call_id}").status_code == 404
     assert b.get("/v1/calls").json()["data"] == []

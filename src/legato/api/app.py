@@ -14,12 +14,14 @@ from fastapi import FastAPI
 import legato
 from legato.api import problems
 from legato.api.arrival import ArrivalTime
-from legato.api.routers import calls, numbers, reports, sim, webhooks
+from legato.api.routers import calls, numbers, policies, reports, sim, webhooks
 from legato.service.dnd import DndSource
 from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
 from legato.sim import SimNetwork
 from legato.store.db import Database
+from legato.twilio import api as twilio_api
+from legato.twilio import errors as twilio_errors
 from legato.webhooks.outbox import on_call_writes
 
 DESCRIPTION = """
@@ -86,10 +88,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     problems.install(app)
     app.add_middleware(ArrivalTime)
     app.include_router(numbers.router)
+    app.include_router(policies.router)
     app.include_router(calls.router)
     app.include_router(reports.router)
     app.include_router(webhooks.router)  # and the webhook delivery worker's lifespan
     if settings.driver == "sim":
         app.include_router(sim.router)
+    twilio_errors.install(app)
+    app.include_router(twilio_api.router)  # the Twilio-compatible layer, and its lifespan
     app.state.settings = settings
     return app
