@@ -98,6 +98,16 @@ class CallMedia:
         """Our SDP offer for a leg we dial (an agent): media is anchored here."""
         return self.session(leg).offer()
 
+    def reoffer(self, leg: int, body: bytes) -> bytes | None:
+        """A re-INVITE on a leg whose media ends here: our answer (None: not ours to answer).
+
+        With anchored media a re-INVITE must not be passed to the other leg: its SDP would
+        point that leg's media away from the relay."""
+        session = self.sessions.get(leg)
+        if session is None or not body:
+            return None
+        return session.reanswer(body)
+
     def answered(self, leg: int, body: bytes) -> None:
         """A dialled leg's answer (its 200 or 183 SDP) to our offer."""
         if body and leg in self.sessions:

@@ -101,6 +101,7 @@ class RtpEndpoint:
         self.event_pt: int | None = None
         self.ptime = 0.02
         self.remote: Addr | None = None
+        self.muted = False
         self.remote_rtcp: Addr | None = None
         self._latched = False
         self.stats = EndpointStats()
@@ -165,6 +166,8 @@ class RtpEndpoint:
         self.pt = negotiated.pt
         self.event_pt = negotiated.event_pt
         self.ptime = (negotiated.ptime or 20) / 1000.0
+        # RFC 3264 §5.1: a recvonly/inactive stream carries nothing from us (the peer holds)
+        self.muted = negotiated.direction in ("recvonly", "inactive")
         if not self._latched:
             self.remote = (negotiated.remote_address, negotiated.remote_port)
             self.remote_rtcp = (negotiated.remote_address, negotiated.remote_port + 1)
@@ -184,7 +187,7 @@ class RtpEndpoint:
     def send(self, payload: bytes, timestamp: int, pt: int | None = None,
              marker: bool = False) -> None:
         """Send one packet now with our SSRC and the next sequence number."""
-        if self.remote is None or self._rtp_transport is None:
+        if self.remote is None or self._rtp_transport is None or self.muted:
             return
         self.seq = (self.seq + 1) & 0xFFFF
         self._rtp_transport.sendto(

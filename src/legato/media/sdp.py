@@ -290,6 +290,7 @@ def offer(
 def answer(
     remote: SessionDescription, address: str, port: int,
     codecs: tuple[Codec, ...] = ("PCMU", "PCMA"), session_id: int | None = None,
+    version: int | None = None,
 ) -> tuple[SessionDescription, Negotiated]:
     """Answer an offer (RFC 3264 §6): the first offered G.711 codec we support, the offer's
     telephone-event type, and the reverse direction; other media are refused with port 0."""
@@ -311,7 +312,8 @@ def answer(
     direction = _REVERSE[stream.direction]
     sid = session_id if session_id is not None else next(_session_versions)
     ours = SessionDescription(
-        origin_user="legato", session_id=sid, session_version=sid, origin_address=address,
+        origin_user="legato", session_id=sid, session_version=sid if version is None else version,
+        origin_address=address,
         address=address, audio=AudioStream(port, formats, direction=direction, ptime=20),
         other_media=remote.other_media,
     )

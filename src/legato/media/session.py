@@ -59,6 +59,19 @@ class MediaSession:
         self.endpoint.configure(agreed)
         return ours.encode()
 
+    def reanswer(self, offer: bytes) -> bytes:
+        """Answer a re-INVITE's offer (hold, resume, a new address): same session, next
+        version (RFC 3264 §8); a hold (sendonly/inactive) stops what we send."""
+        previous = self.local_sdp
+        if previous is None:
+            return self.answer(offer)
+        ours, agreed = sdp.answer(
+            sdp.parse(offer), self.address, self.endpoint.local[1], self.codecs,
+            session_id=previous.session_id, version=previous.session_version + 1)
+        self.local_sdp, self.negotiated = ours, agreed
+        self.endpoint.configure(agreed)
+        return ours.encode()
+
     def offer(self) -> bytes:
         """Our SDP offer for a leg we dial."""
         self.local_sdp = sdp.offer(self.address, self.endpoint.local[1], self.codecs)
