@@ -181,6 +181,9 @@ class SipDriver:
         self.on_change = on_change
         self.media = media  # with it, incoming flows may answer, play and gather (docs/media.md)
         self._clock = clock  # the engine's clock (None: the event loop's)
+        #: The SimNetwork attribute the Twilio layer sets; flows fetched over HTTP (TwiML)
+        #: are not run by this driver yet, so it is kept only for that surface.
+        self.fetcher: Any = None
         self.stats = DriverStats()
         self.registrar: Registrar | None = None
         if config.phones:
@@ -241,6 +244,12 @@ class SipDriver:
             return self._clock()
         assert self._transport is not None, "the driver is not started"
         return self._transport.loop.time()
+
+    def follow(self, clock: Callable[[], float], on_change: Callable[[Any], None]) -> None:
+        """Run engine calls on another clock (the live runtime's) and report each change
+        (so the runtime persists live states as they happen)."""
+        self._clock = clock
+        self.on_change = on_change
 
     # The `SimNetwork` surface the live runtime drives: a real network runs by itself.
     def run(self, until: float | None = None) -> None:
