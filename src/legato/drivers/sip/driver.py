@@ -353,6 +353,16 @@ class SipDriver:
                 and sc.media.info(leg, request.get("Content-Type"), request.body)):
             self.ua.respond_request(event.request_id, 200, now)  # DTMF: Digits follows
             return
+        if sc.media is not None and request.method == "INVITE":
+            try:
+                answer = sc.media.reoffer(leg, request.body)
+            except SdpError as exc:
+                log.info("call %s: re-INVITE refused: %s", sc.call.spec.id, exc)
+                self.ua.respond_request(event.request_id, 488, now)
+                return
+            if answer is not None:  # anchored media: the re-INVITE ends here (hold/resume)
+                self.ua.respond_request(event.request_id, 200, now, body=answer)
+                return
         peer = sc.peer.get(leg)
         target = sc.ua.get(peer) if peer is not None else None
         if target is None or self.ua.leg_state(target) not in ("early", "confirmed"):
