@@ -48,6 +48,7 @@ class Peer:
     #: {{name}} placeholders written into a copy of the scenario (SIPp validates status
     #: codes when it loads a scenario, so a `-key` cannot carry one).
     fill: dict[str, str] = field(default_factory=dict)
+    extra: tuple[str, ...] = ()  # more SIPp options (e.g. -lost, -r)
 
 
 def reject(status: int, phrase: str, cause: int | None = None) -> Peer:
@@ -109,6 +110,7 @@ async def start_sipp(peer: Peer, cwd: Path, port: int, *target: str) -> asyncio.
         args += ["-key", key, value]
     for name, ms in peer.sets.items():
         args += ["-set", name, str(ms)]
+    args += peer.extra
     proc = await asyncio.create_subprocess_exec(
         "sipp", *args, *target, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -14,7 +14,7 @@ import pytest
 
 from legato.core.config import NumberConfig
 from legato.core.engine import create_call
-from legato.drivers.sip import SipDriver, SipDriverConfig, UnsupportedFlow, number_lookup
+from legato.drivers.sip import SipDriver, SipDriverConfig, Trunk, UnsupportedFlow, number_lookup
 from legato.scenario.loader import parse_scenario
 from legato.scenario.run import scenario_spec
 
@@ -101,3 +101,41 @@ def test_a_flow_needing_audio_is_refused_clearly(tmp_path: Path) -> None:
     rc, out = asyncio.run(main())
     assert rc == 0, out  # refused with 503 and a Reason header
     assert "flow needs audio" in out
+
+
+def test_calls_complete_under_packet_loss(tmp_path: Path) -> None:
+    """10% of SIPp's datagrams lost both ways: retransmissions (ours and SIPp's) recover
+    every message, and every call ends as it would without loss."""
+    calls = 12
+
+    async def main() -> tuple[list[str], list[tuple[int, str]]]:
+        records: list[str] = []
+        agent_port = free_port()
+        agent = await start_sipp(Peer("uas_ring_answer.xml", sets={"ring_ms": 100},
+                                      calls=calls, extra=("-lost", "10")),
+                                 tmp_path, agent_port)
+        driver = await SipDriver.open(
+            SipDriverConfig(listen=("127.0.0.1", 0), trunks=(Trunk("127.0.0.1", agent_port),),
+                            timers=TIMERS),
+            number_lookup({NUMBER: NumberConfig.model_validate({"flow": dial(AGENT)})}),
+            on_incoming_done=lambda r: records.append(f"{r.status}/{r.disconnected_by}"),
+        )
+        try:
+            host, port = driver.local
+            caller = await start_sipp(
+                Peer("uac_answered_bye.xml", {"caller": CALLER[1:]}, {"hold_ms": 300},
+                     calls=calls, extra=("-lost", "10", "-r", "4")),
+                tmp_path, free_port(), "-s", NUMBER[1:], f"{host}:{port}")
+            for _ in range(600):
+                if len(records) == calls:
+                    break
+                await asyncio.sleep(0.05)
+            results = [await finish_sipp(caller, tmp_path), await finish_sipp(agent, tmp_path)]
+        finally:
+            await driver.close()
+        return records, results
+
+    records, results = asyncio.run(main())
+    assert records == ["ANSWER/leg1"] * calls
+    for rc, out in results:
+        assert rc == 0, out
