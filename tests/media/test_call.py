@@ -116,3 +116,36 @@ def test_ivr_prompt_digits_barge_in_ringback_and_recorded_bridge(tmp_path: Path)
     caller_side = np.sqrt((frames[:, 0].astype(float) ** 2).mean())
     agent_side = np.sqrt((frames[:, 1].astype(float) ** 2).mean())
     assert agent_side > 2.5 * caller_side > 0
+
+
+def test_reinvite_hold_mutes_and_resume_restores(tmp_path: Path) -> None:
+    async def run() -> tuple[bytes, bytes, bytes, int, int, int]:
+        server = MediaServer(MediaConfig(ports=PortRange(48000, 48999),
+                                         cache_dir=tmp_path / "cache"))
+        media = server.call(lambda event: None, "call-2")
+        phone = await RtpEndpoint.open("127.0.0.1", PHONES)
+        offer = sdp.offer("127.0.0.1", phone.local[1], codecs=("PCMU",))
+        media.offers[0] = offer.encode()
+        first = media.answer(0)
+        session = media.sessions[0]
+        session.ringback()
+        await asyncio.sleep(0.2)
+        before = phone.stats.received_packets
+        held = media.reoffer(0, sdp.hold(offer).encode())
+        await asyncio.sleep(0.2)
+        during = phone.stats.received_packets - before
+        resumed = media.reoffer(0, offer.encode())
+        await asyncio.sleep(0.2)
+        after = phone.stats.received_packets - before - during
+        assert media.reoffer(5, offer.encode()) is None  # not a leg with media here
+        media.close()
+        phone.close()
+        return first, held or b"", resumed or b"", before, during, after
+
+    first, held, resumed, before, during, after = asyncio.run(run())
+    a, b, c = sdp.parse(first), sdp.parse(held), sdp.parse(resumed)
+    assert a.session_id == b.session_id == c.session_id
+    assert (b.session_version, c.session_version) == (a.session_version + 1, a.session_version + 2)
+    assert b.audio is not None and b.audio.direction == "recvonly"
+    assert c.audio is not None and c.audio.direction == "sendrecv"
+    assert before >= 3 and during <= 2 and after >= 3  # (loose: a shared, loaded machine)
