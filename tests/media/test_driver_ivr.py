@@ -101,18 +101,22 @@ def call(tmp_path: Path, caller_scenario: str, listen_ms: int, digit: str | None
 
 
 def test_caller_presses_1_hears_ringback_and_talks_to_the_agent(tmp_path: Path) -> None:
-    record, results, _ = call(tmp_path, "ivr_press.xml", 2500, "1")
+    record, results, media = call(tmp_path, "ivr_press.xml", 1200, "1")  # mid-menu
     for code, output in results:
         assert code == 0, output
     data = record.to_dict()
     assert data["status"] == "ANSWER", data
     assert data["picked_by"] == AGENT
     assert any(p.name.startswith("tts-") for p in (tmp_path / "cache").iterdir())
+    stats = media.stats  # the menu played and was cut by the digit; ringback; anchored
+    assert stats["answers"] == 1 and stats["plays"] == 1 and stats["plays_stopped"] == 1
+    assert stats["digits"] == 1 and stats["ringbacks"] == 1 and stats["bridges"] == 1
 
 
 def test_caller_leaving_in_the_menu_is_ivr_answer(tmp_path: Path) -> None:
-    record, results, _ = call(tmp_path, "ivr_leave.xml", 1500, None)
+    record, results, media = call(tmp_path, "ivr_leave.xml", 1500, None)
     assert results[0][0] == 0, results[0][1]
     data = record.to_dict()
     assert data["status"] == "IVR-ANSWER", data
     assert data["disconnected_by"] == "leg1"
+    assert media.stats["plays"] == 1 and media.stats["digits"] == 0

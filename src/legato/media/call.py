@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class MediaServer:
     def __init__(self, config: MediaConfig) -> None:
         self.config = config
         self.library = PromptLibrary(config.prompts_dir, config.cache_dir)
+        #: what media did, for logs, tests and operators: answers, offers, plays,
+        #: plays_stopped, digits, ringbacks, bridges, sdp_refused
+        self.stats: Counter[str] = Counter()
 
     def call(self, feed: Callable[[Event], None], call_id: str = "call") -> CallMedia:
         return CallMedia(self, feed, call_id)
@@ -77,25 +81,35 @@ class CallMedia:
             endpoint = RtpEndpoint.bind(config.bind, config.ports, config.symmetric)
             session = MediaSession(endpoint, self.server.library, config.address or config.bind,
                                    config.codecs)
-            session.on_digit = lambda digit: self._later(Digits(leg, digit))
+            session.on_digit = lambda digit: self._digit(leg, digit)
             self.sessions[leg] = session
         return session
+
+    def _digit(self, leg: int, digit: str) -> None:
+        self.server.stats["digits"] += 1
+        self._later(Digits(leg, digit))
 
     # -------------------------------------------------------------- offer/answer
     def answer(self, leg: int) -> bytes:
         """Our SDP answer to the caller's stored offer (for its 183 or 200).
 
         Raises `SdpError`/`NoCommonCodec` (reply 488) when the offer is unusable."""
+        self.server.stats["answers"] += 1
         offer = self.offers.get(leg)
         if offer is None:
             session = self.session(leg)
             return session.offer()  # no offer in the INVITE: ours goes in the 200 (RFC 3261)
-        body = self.session(leg).answer(offer)
+        try:
+            body = self.session(leg).answer(offer)
+        except ValueError:
+            self.server.stats["sdp_refused"] += 1
+            raise
         del self.offers[leg]
         return body
 
     def offer(self, leg: int) -> bytes:
         """Our SDP offer for a leg we dial (an agent): media is anchored here."""
+        self.server.stats["offers"] += 1
         return self.session(leg).offer()
 
     def reoffer(self, leg: int, body: bytes) -> bytes | None:
@@ -119,6 +133,7 @@ class CallMedia:
         if (session is not None and session.negotiated is not None and session.relay is None
                 and not session.endpoint.playing):
             session.ringback(self.server.config.ringback)
+            self.server.stats["ringbacks"] += 1
 
     # --------------------------------------------------------------------- prompts
     def play(self, command: Play | Gather) -> None:
@@ -131,9 +146,12 @@ class CallMedia:
             self._later(PlayDone(play_id))
             return
         self._plays[play_id] = command.leg
+        self.server.stats["plays"] += 1
 
         def done(stopped: bool) -> None:
             if self._plays.pop(play_id, None) is not None:
+                if stopped:
+                    self.server.stats["plays_stopped"] += 1
                 self._later(PlayDone(play_id))
 
         session.play(items, done)
@@ -161,6 +179,7 @@ class CallMedia:
             record_dir.mkdir(parents=True, exist_ok=True)
             path = record_dir / f"{self.call_id}.wav"
         first.bridge(second, path)
+        self.server.stats["bridges"] += 1
         self.recording = path
         return path
 
