@@ -63,7 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-router = APIRouter(prefix=f"/{API_VERSION}/Accounts", tags=["twilio"], lifespan=lifespan)
+# Twilio publishes this API's own description; it is kept out of Legato's /openapi.json.
+router = APIRouter(prefix=f"/{API_VERSION}/Accounts", tags=["twilio"], lifespan=lifespan,
+                   include_in_schema=False)
 
 
 # ---------------------------------------------------------------------- helpers
