@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 import legato
@@ -330,30 +330,46 @@ class DeliveryWorker:
                     for o in outcomes
                 ],
             )
+            rows = []
             for o in outcomes:
                 attempts = o.claim.attempts + 1
-                values: dict[str, Any] = {
-                    "attempts": attempts,
-                    "last_status_code": o.status_code,
-                    "last_error": o.error,
-                    "lease_until": None,
-                    "leased_by": None,
-                    "updated_at": now,
-                }
+                state, delivered_at, next_at = PENDING, None, None
                 if o.ok:
-                    values.update(state=DELIVERED, delivered_at=now)
+                    state, delivered_at = DELIVERED, now
                 elif attempts >= s.max_attempts:
-                    values.update(state=FAILED)
+                    state = FAILED
                 else:
-                    values["next_attempt_at"] = now + timedelta(seconds=s.backoff(attempts))
-                session.execute(
-                    update(d)
-                    .where(d.id == o.claim.delivery_id, d.leased_by == self.worker_id)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
+                    next_at = now + timedelta(seconds=s.backoff(attempts))
+                rows.append(
+                    {
+                        "b_id": o.claim.delivery_id,
+                        "b_state": state,
+                        "b_attempts": attempts,
+                        "b_code": o.status_code,
+                        "b_error": o.error,
+                        "b_delivered": delivered_at,
+                        "b_next": next_at,
+                    }
                 )
                 if o.claim.kind == ENDPOINT:
                     runs.setdefault(o.claim.endpoint_id, []).append(o)
+            t = d.__table__
+            session.execute(  # one executemany; only this worker's claims are touched
+                update(t)
+                .where(t.c.id == bindparam("b_id"), t.c.leased_by == self.worker_id)
+                .values(
+                    state=bindparam("b_state"),
+                    attempts=bindparam("b_attempts"),
+                    last_status_code=bindparam("b_code"),
+                    last_error=bindparam("b_error"),
+                    delivered_at=bindparam("b_delivered"),
+                    next_attempt_at=func.coalesce(bindparam("b_next"), t.c.next_attempt_at),
+                    lease_until=None,
+                    leased_by=None,
+                    updated_at=now,
+                ),
+                rows,
+            )
             for endpoint_id, seen in runs.items():
                 self._count_failures(session, endpoint_id, seen, now)
 

@@ -1,0 +1,343 @@
+"""Webhook benchmark: call end -> `call.completed` received, at ~200 completed calls/s.
+
+A real `legato serve` process (sim driver at wall-clock speed, its delivery worker, a fresh
+SQLite file or PostgreSQL database) runs click-to-call calls placed through the REST API
+at a fixed rate; each call's phones answer at once and hang up within a second, so calls
+complete at the offered rate. One endpoint subscribed to every event type points at an
+asyncio HTTP receiver on loopback in this process. For every `call.completed` received we
+take `received - data.ended_at`: the record's end instant is computed from the API's
+`started_at`, which precedes the start of the call by the create-to-dial lag, so the figure
+over-states the latency by that lag (a few ms), never under-states it.
+
+Also reported: the outbox lag (call end -> the event row committed, from the store) and
+every event's delivery count, so duplicates or losses show.
+
+Usage: python bench/webhooks.py [--quick] [--rate 200] [--seconds 20] [--backends sqlite,postgresql]
+Ends with one `name=value` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from legato.store import accounts
+from legato.store.db import Database
+from legato.store.models import Call
+from legato.store.scratch import scratch_url
+from legato.webhooks.models import WebhookEvent
+
+NUMBER = "+918047001000"
+AGENTS = [f"+9198110{i:05d}" for i in range(50)]
+CUSTOMERS = [f"+9199110{i:05d}" for i in range(50)]
+ENV = {"LEGATO_WEBHOOK_POLL_INTERVAL": "0.5"}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ----------------------------------------------------------------------- receiver
+class Receiver:
+    """A minimal keep-alive HTTP/1.1 server on asyncio: it notes each request's arrival
+    time and body, and answers 200 at once (the receiver must not be the bottleneck)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.completed: dict[str, float] = {}  # call id -> latency (s), first sighting
+        self.ids: Counter[str] = Counter()
+        self.received = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.ready = threading.Event()
+
+    def start(self) -> Receiver:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._client, "127.0.0.1", self.port, backlog=1024)
+        )
+        self.ready.set()
+        self.loop.run_until_complete(server.serve_forever())
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                now = time.time()
+                length = 0
+                msg_id = ""
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    key = name.strip().lower()
+                    if key == b"content-length":
+                        length = int(value)
+                    elif key == b"webhook-id":
+                        msg_id = value.strip().decode()
+                body = await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                self._note(now, msg_id, body)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _note(self, now: float, msg_id: str, body: bytes) -> None:
+        self.received += 1
+        self.ids[msg_id] += 1
+        if b'"type":"call.completed"' not in body[:40]:
+            return
+        data = json.loads(body)["data"]
+        call_id = data["id"]
+        if call_id not in self.completed and data.get("ended_at"):
+            ended = datetime.fromisoformat(data["ended_at"]).timestamp()
+            self.completed[call_id] = now - ended
+
+
+# ----------------------------------------------------------------------- server
+class Serve:
+    def __init__(self, db_url: str, phones: Path, workdir: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = (workdir / "serve.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from legato.cli.main import app; app()",
+                "serve",
+                "--port",
+                str(self.port),
+                "--db",
+                db_url,
+                "--phones",
+                str(phones),
+                "--log-level",
+                "warning",
+            ],
+            cwd=workdir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV},
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"legato serve exited: see {workdir / 'serve.log'}")
+            try:
+                if httpx.get(self.base + "/openapi.json", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise SystemExit("legato serve did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+        text = Path(self.log.name).read_text(errors="replace")
+        if "Traceback" in text or "ERROR" in text:
+            print(f"server log has errors ({text.count('Traceback')} tracebacks):")
+            print(text[-3000:])
+
+
+# ----------------------------------------------------------------------- load
+async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[list[str], int]:
+    """Place calls at `rate` per second for `seconds`; returns the call ids and failures."""
+    ids: list[str] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as http:
+
+        async def one(i: int) -> None:
+            nonlocal failures
+            body = {
+                "service": "click_to_call",
+                "number": NUMBER,
+                "from": AGENTS[i % len(AGENTS)],
+                "to": CUSTOMERS[i % len(CUSTOMERS)],
+            }
+            try:
+                r = await http.post("/v1/calls", json=body)
+            except httpx.HTTPError:
+                failures += 1
+                return
+            if r.status_code == 201:
+                ids.append(r.json()["id"])
+            else:
+                failures += 1
+
+        start = time.perf_counter()
+        tasks = []
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return ids, failures
+
+
+def run_backend(backend: str, rate: float, seconds: float, workdir: Path) -> dict[str, Any]:
+    phones = workdir / "phones.yaml"
+    phones.write_text(
+        "phones:\n"
+        + "".join(f'  "{a}": {{answer_after: 0.1, hangup_after: 5}}\n' for a in AGENTS)
+        + "".join(f'  "{c}": {{answer_after: 0.1, hangup_after: 0.3}}\n' for c in CUSTOMERS)
+        + "default: {unreachable: true}\n"
+    )
+    with ExitStack() as stack:
+        url = stack.enter_context(scratch_url(backend))
+        database = Database(url)
+        stack.callback(database.dispose)
+        database.upgrade()
+        with database.session() as s:
+            key = accounts.create_account(s, "Bench").api_key
+        receiver = Receiver().start()
+        server = Serve(url, phones, workdir)
+        stack.callback(server.stop)
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.base, headers=auth, timeout=30) as http:
+            http.post("/v1/numbers", json={"number": NUMBER}).raise_for_status()
+            if not os.environ.get("BENCH_NO_ENDPOINT"):  # baseline: the service alone
+                hook = f"http://127.0.0.1:{receiver.port}/hook"
+                http.post("/v1/webhooks/endpoints", json={"url": hook}).raise_for_status()
+        asyncio.run(offer(server.base, key, rate, min(2.0, seconds)))  # warm-up
+        warm = set(receiver.completed)
+        t0 = time.perf_counter()
+        ids, failures = asyncio.run(offer(server.base, key, rate, seconds))
+        offered_for = time.perf_counter() - t0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not set(ids) <= set(receiver.completed):
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        latencies = [receiver.completed[i] * 1000 for i in ids if i in receiver.completed]
+        with database.session() as s:
+            rows = s.execute(
+                select(Call.ended_at, WebhookEvent.created_at)
+                .join(WebhookEvent, WebhookEvent.call_id == Call.id)
+                .where(Call.id.in_(ids), WebhookEvent.type == "call.completed")
+            ).all()
+        outbox = [(c - e).total_seconds() * 1000 for e, c in rows if e is not None]
+        with database.session() as s:
+            stored = s.execute(select(Call.ended_at, Call.updated_at).where(Call.id.in_(ids)))
+            store_lag = [(u - e).total_seconds() * 1000 for e, u in stored if e is not None]
+        dups = sum(n - 1 for n in receiver.ids.values() if n > 1)
+        return {
+            "backend": backend,
+            "calls": len(ids),
+            "failures": failures,
+            "rate": len(ids) / offered_for,
+            "completed": len(latencies),
+            "missing": len(set(ids) - set(receiver.completed)),
+            "p50": pct(latencies, 0.50),
+            "p99": pct(latencies, 0.99),
+            "max": max(latencies, default=float("nan")),
+            "store_p50": pct(store_lag, 0.50),
+            "store_p99": pct(store_lag, 0.99),
+            "outbox_p50": pct(outbox, 0.50),
+            "outbox_p99": pct(outbox, 0.99),
+            "events": receiver.received,
+            "duplicates": dups,
+            "elapsed": elapsed,
+            "warm": len(warm),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="SQLite only, 8 s of load")
+    parser.add_argument("--rate", type=float, default=200.0, help="calls placed per second")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds of load")
+    parser.add_argument("--backends", default=None, help="comma list: sqlite,postgresql")
+    args = parser.parse_args()
+    seconds = args.seconds or (8.0 if args.quick else 20.0)
+    backends = (args.backends or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            workdir = Path(tmp) / backend
+            workdir.mkdir()
+            results.append(run_backend(backend.strip(), args.rate, seconds, workdir))
+    table = Table(min_width=150, title=f"call end -> call.completed received ({args.rate:g} calls/s offered)")
+    for col in (
+        "store",
+        "calls",
+        "achieved/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "store p50 ms",
+        "store p99 ms",
+        "outbox p50 ms",
+        "outbox p99 ms",
+        "events",
+        "dups",
+        "missing",
+    ):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(
+            r["backend"],
+            str(r["calls"]),
+            f"{r['rate']:.0f}",
+            f"{r['p50']:.1f}",
+            f"{r['p99']:.1f}",
+            f"{r['max']:.1f}",
+            f"{r['store_p50']:.1f}",
+            f"{r['store_p99']:.1f}",
+            f"{r['outbox_p50']:.1f}",
+            f"{r['outbox_p99']:.1f}",
+            str(r["events"]),
+            str(r["duplicates"]),
+            str(r["missing"]),
+        )
+    Console().print(table)
+    print("goal: p99 < 100 ms; events = every delivery the receiver got (8 per call)")
+    headline = " ".join(
+        f"{r['backend']}_p50_ms={r['p50']:.1f} {r['backend']}_p99_ms={r['p99']:.1f} "
+        f"{r['backend']}_calls_per_s={r['rate']:.0f} {r['backend']}_missing={r['missing']}"
+        for r in results
+    )
+    print(headline)
+
+
+if __name__ == "__main__":
+    main()
