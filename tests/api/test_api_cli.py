@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from legato.cli.main import app
 from legato.store import accounts
 from legato.store.db import Database
+from legato.twilio.ids import account_sid
 
 from .api_testkit import BUSY, CUSTOMER, NUMBER
 
@@ -27,7 +28,9 @@ def test_accounts_create_list_revoke_rotate(db_url: str) -> None:
     r = cli(db_url, "accounts", "create", "Acme", "--json")
     assert r.exit_code == 0, r.output
     created = json.loads(r.output)
-    assert set(created) == {"id", "api_key"} and created["api_key"].startswith("lgk_")
+    assert set(created) == {"id", "api_key", "twilio_account_sid"}
+    assert created["api_key"].startswith("lgk_")
+    assert created["twilio_account_sid"] == account_sid(created["id"])
     database = Database(db_url)
     with database.session() as s:
         assert accounts.account_id_for_key(s, created["api_key"]) == created["id"]

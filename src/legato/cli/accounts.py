@@ -12,6 +12,7 @@ from legato.cli.db import DbOption, JsonOption, echo_json, fail, open_store
 from legato.cli.main import app
 from legato.store import accounts as store
 from legato.store.accounts import NotFound
+from legato.twilio.ids import account_sid
 
 accounts_app = typer.Typer(help="Accounts and their API keys.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
@@ -31,10 +32,12 @@ def create(
     except ValueError as exc:
         fail(str(exc), 2)
     if as_json:
-        echo_json({"id": issued.account_id, "api_key": issued.api_key})
+        echo_json({"id": issued.account_id, "api_key": issued.api_key,
+                   "twilio_account_sid": account_sid(issued.account_id)})
         return
     typer.echo(f"account {issued.account_id} created")
     typer.echo(f"API key (shown once, keep it safe): {issued.api_key}")
+    typer.echo(f"Twilio-compatible account SID: {account_sid(issued.account_id)}")
 
 
 @accounts_app.command("list")
