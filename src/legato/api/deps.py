@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -20,11 +21,15 @@ bearer = HTTPBearer(
 )
 
 
-def get_database(request: Request) -> Database:
+# Dependencies that do no I/O are `async def`: FastAPI runs plain `def` dependencies in the
+# thread pool, and each hop costs more than the work itself.
+
+
+async def get_database(request: Request) -> Database:
     return request.app.state.database  # type: ignore[no-any-return]
 
 
-def get_runtime(request: Request) -> CallRuntime:
+async def get_runtime(request: Request) -> CallRuntime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
@@ -32,10 +37,16 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 RuntimeDep = Annotated[CallRuntime, Depends(get_runtime)]
 
 
-def get_session(database: DatabaseDep) -> Iterator[Session]:
-    """One session per request; routes that write commit explicitly before answering."""
-    with database.sessions() as session:
+async def get_session(database: DatabaseDep) -> AsyncIterator[Session]:
+    """One session per request; routes that write commit explicitly before answering.
+
+    Opening a session does no I/O (it connects on first use, in the route's thread);
+    closing it may (rollback, returning the connection), so that runs in the pool."""
+    session = database.sessions()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
