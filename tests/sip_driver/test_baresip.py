@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from legato.core.config import NumberConfig
 from legato.core.engine import create_call
 from legato.core.record import CallRecord
-from legato.drivers.sip import SipDriver, SipDriverConfig, Trunk
+from legato.drivers.sip import SipDriver, SipDriverConfig, Trunk, number_lookup
 from legato.scenario.loader import parse_scenario
 from legato.scenario.run import scenario_spec
 
-from .harness import Case, answer, facts, finish_sipp, free_port, run_sim, start_sipp
-from .test_statuses import AGENT, CUSTOMER, NUMBER
+from .harness import Case, Peer, answer, facts, finish_sipp, free_port, run_sim, start_sipp
+from .test_statuses import AGENT, CALLER, CUSTOMER, NUMBER
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip not installed"),
@@ -29,7 +30,7 @@ pytestmark = [
 ]
 
 
-def baresip_config(home: Path, port: int) -> None:
+def baresip_config(home: Path, port: int, account: str = "") -> None:
     """Auto-answering phone on 127.0.0.1, audio from a file (no sound card needed)."""
     with wave.open(str(home / "tone.wav"), "wb") as w:
         w.setnchannels(1)
@@ -44,7 +45,22 @@ def baresip_config(home: Path, port: int) -> None:
         "module g711.so\nmodule aufile.so\nmodule account.so\nmodule menu.so\n"
         f"rtp_ports {rtp}-{rtp + 20}\n"
     )
-    (home / "accounts").write_text(f"<sip:{AGENT}@127.0.0.1>;regint=0;answermode=auto\n")
+    account = account or f"<sip:{AGENT}@127.0.0.1>;regint=0;answermode=auto"
+    (home / "accounts").write_text(account + "\n")
+
+
+async def start_baresip(home: Path) -> asyncio.subprocess.Process:
+    phone = await asyncio.create_subprocess_exec(
+        "baresip", "-f", str(home), "-s", "-t", "40", stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    assert phone.stdout is not None
+    ready = b""
+    while b"baresip is ready" not in ready:
+        line = await asyncio.wait_for(phone.stdout.readline(), 15)
+        assert line, "baresip exited before it was ready"
+        ready += line
+    return phone
 
 
 async def _call(tmp: Path) -> tuple[CallRecord, str, tuple[int, str]]:
@@ -52,16 +68,7 @@ async def _call(tmp: Path) -> tuple[CallRecord, str, tuple[int, str]]:
     home.mkdir()
     phone_port, customer_port = free_port(), free_port()
     baresip_config(home, phone_port)
-    phone = await asyncio.create_subprocess_exec(
-        "baresip", "-f", str(home), "-s", "-t", "40", stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    assert phone.stdout is not None
-    ready = b""
-    while b"baresip is ready" not in ready:  # bounded by the test's own timeout
-        line = await asyncio.wait_for(phone.stdout.readline(), 15)
-        assert line, "baresip exited before it was ready"
-        ready += line
+    phone = await start_baresip(home)
     customer = await start_sipp(answer(300, 1500), tmp, customer_port)
     done: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
     driver = await SipDriver.open(SipDriverConfig(
@@ -101,3 +108,53 @@ def test_baresip_agent_click_to_call(tmp_path: Path) -> None:
     assert "m=audio" not in invites[0]  # flow IV: leg 1 is invited without SDP
     assert re.search(r"m=audio [1-9]\d+ ", invites[1]), invites[1]  # the customer's offer
     assert "m=audio 9 " not in invites[1]  # not our held answer
+
+
+INCOMING = {
+    "name": "agent on a registered phone", "service": "incoming", "number": NUMBER,
+    "from": CALLER, "config": {"flow": [{"dial": {"to": [AGENT]}}]},
+    "phones": {CALLER: {"hangup_after": 1.3}, AGENT: {"answer_after": 0}},
+}
+
+
+async def _registered(tmp: Path) -> tuple[CallRecord, tuple[int, str]]:
+    done: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
+    driver = await SipDriver.open(
+        SipDriverConfig(listen=("127.0.0.1", 0), phones={AGENT: "s3cret"}, phone_auth="MD5"),
+        number_lookup({NUMBER: NumberConfig.model_validate(INCOMING["config"])}),
+        on_incoming_done=done.set_result,
+    )
+    home = tmp / "baresip"
+    home.mkdir()
+    host, port = driver.local
+    baresip_config(home, free_port(), f"<sip:{AGENT}@{host}:{port}>;auth_pass=s3cret;"
+                   "regint=60;answermode=auto")
+    phone = await start_baresip(home)
+    try:
+        assert driver.registrar is not None
+        for _ in range(200):  # until the phone's REGISTER (with digest) is accepted
+            if driver.registrar.lookup(f"sip:{AGENT}@{host}", driver.now()):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("baresip did not register")
+        caller = await start_sipp(
+            Peer("uac_answered_bye.xml", {"caller": CALLER[1:]}, {"hold_ms": 1000}),
+            tmp, free_port(), "-s", NUMBER[1:], f"{host}:{port}")
+        record = await asyncio.wait_for(done, 20)
+        result = await finish_sipp(caller, tmp)
+    finally:
+        await driver.close()
+        phone.terminate()
+        await phone.communicate()
+    return record, result
+
+
+def test_agent_on_a_registered_sip_phone(tmp_path: Path) -> None:
+    """No trunk at all: the agent's number is reached on the phone registered for it."""
+    record, (rc, out) = asyncio.run(_registered(tmp_path))
+    assert rc == 0, out
+    sip = record.to_dict()
+    assert (sip["status"], sip["disconnected_by"]) == ("ANSWER", "leg1")
+    case = Case("registered", INCOMING, {}, "ANSWER", "leg1")
+    assert facts(sip) == facts(run_sim(case, tmp_path))

@@ -71,7 +71,7 @@ def build(args: argparse.Namespace) -> tuple[SipDriverConfig, dict[str, NumberCo
         phones[user] = password
     config = SipDriverConfig(
         listen=parse_listen(args.listen), transport=args.transport.upper(), trunks=trunks,
-        phones=phones,
+        phones=phones, phone_auth=args.phone_auth,
     )
     numbers = load_numbers(Path(args.numbers)) if args.numbers else {}
     if args.number:
@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ring-timeout", type=float, default=30.0)
     parser.add_argument("--phone", action="append", default=[],
                         help="USER:PASSWORD of a SIP phone allowed to register (repeat)")
+    parser.add_argument("--phone-auth", default="SHA-256", choices=["SHA-256", "MD5"],
+                        help="digest algorithm the registrar asks phones for")
     parser.add_argument("--records", help="write finished call records as JSON lines ('-')")
     parser.add_argument("--gc-tune", action="store_true", help="freeze start-up objects")
     args = parser.parse_args(argv)

@@ -97,6 +97,9 @@ class SipDriverConfig:
     domain: str | None = None
     #: username -> password of SIP phones allowed to REGISTER (empty: no registrar).
     phones: dict[str, str] = field(default_factory=dict)
+    #: Digest algorithm the registrar challenges phones with: SHA-256 (RFC 8760), or MD5
+    #: for phones that know nothing else.
+    phone_auth: Literal["SHA-256", "MD5"] = "SHA-256"
     user_agent: str = "Legato"
     #: RFC 3261 T1/T2/T4 (tests shorten them so that "no response at all" takes seconds).
     timers: TimerConfig = field(default_factory=TimerConfig)

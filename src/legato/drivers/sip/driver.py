@@ -189,7 +189,8 @@ class SipDriver:
         if config.phones:
             phones = dict(config.phones)
             self.registrar = Registrar(
-                phones.get, auth=DigestServer(realm=config.phone_domain)
+                phones.get,
+                auth=DigestServer(realm=config.phone_domain, algorithm=config.phone_auth),
             )
         self._transport: SipTransport | None = None
         self._legs: dict[int, tuple[_SipCall, int]] = {}  # UA leg -> (call, engine leg)
