@@ -152,9 +152,11 @@ def signed_request(token: str | None, method: str, url: str, params: list[tuple[
     """(url, headers, body) of a signed request: POST sends the parameters as a form (each
     repeated key kept), GET carries them in the URL."""
     headers = {"User-Agent": USER_AGENT}
+    body: bytes | None
+    signed: list[tuple[str, str]]
     if method == "GET":
         url = url + ("&" if "?" in url else "?") + urlencode(params)
-        body, signed = None, ()
+        body, signed = None, []
     else:
         body, signed = urlencode(params).encode("ascii"), params
         headers["Content-Type"] = "application/x-www-form-urlencoded"
