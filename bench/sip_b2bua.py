@@ -261,7 +261,7 @@ async def run_step(server: tuple[str, int], pid: int, rate: int, seconds: float,
     step.cpu_pct = 100 * (cpu1 - cpu0) / (wall1 - wall0)
     if done:
         step.cpu_ms_per_call = 1000 * (cpu1 - cpu0) / done
-    concurrent = rate * hold_ms / 1000
+    concurrent = min(rate * hold_ms / 1000, step.calls)  # calls in progress at the peak
     if concurrent:
         step.kb_per_call = max(0, peak - idle_kb) / concurrent
     if proc.returncode not in (0, 1):
