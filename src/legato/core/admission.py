@@ -8,6 +8,7 @@ which pre-dial status stops the call and why (which list, which rule, which holi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import datetime
 
 from legato.core.catalogue import Service, Status
@@ -51,6 +52,23 @@ def _set(values: list[str] | None) -> frozenset[str] | None:
     return None if values is None else frozenset(values)
 
 
+class AdmissionRequest(Protocol):
+    """What admission reads of a call (a `CallRequest`, or the engine's `CallSpec`)."""
+
+    @property
+    def service(self) -> Service: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def leg1(self) -> tuple[str, ...]: ...
+    @property
+    def leg2(self) -> tuple[str, ...]: ...
+    @property
+    def category(self) -> int | None: ...
+    @property
+    def transactional(self) -> bool: ...
+
+
 @dataclass(slots=True)
 class CallRequest:
     """Who is calling whom. leg1: caller / agents / subscriber; leg2: customers."""
@@ -90,20 +108,24 @@ class Verdict:
 
 
 #: The sides each outgoing service scrubs: (side, numbers are customers so DND applies).
-def _sides(request: CallRequest) -> tuple[tuple[str, tuple[str, ...], bool], ...]:
+def _sides(request: AdmissionRequest) -> tuple[tuple[str, tuple[str, ...], bool], ...]:
     if request.service is Service.CLICK_TO_CALL:
         return (("leg1", request.leg1, False), ("leg2", request.leg2, True))
     return (("leg1", request.leg1, True),)
 
 
-def admit(policy: Policy, request: CallRequest, now: datetime, lines_in_use: int = 0) -> Verdict:
+_INBOUND = frozenset({Service.INCOMING, Service.MISSED_CALL})
+
+
+def admit(policy: Policy, request: AdmissionRequest, now: datetime,
+          lines_in_use: int = 0) -> Verdict:
     """Decide whether a call may proceed, before anything is dialled."""
-    if request.service in (Service.INCOMING, Service.MISSED_CALL):
+    if request.service in _INBOUND:
         return _admit_inbound(policy, request, now, lines_in_use)
     return _admit_outgoing(policy, request)
 
 
-def _admit_inbound(policy: Policy, request: CallRequest, now: datetime, in_use: int) -> Verdict:
+def _admit_inbound(policy: Policy, request: AdmissionRequest, now: datetime, in_use: int) -> Verdict:
     caller = request.leg1[0]
     entry = policy.blacklist.match(caller)
     if entry is not None:
@@ -120,7 +142,7 @@ def _admit_inbound(policy: Policy, request: CallRequest, now: datetime, in_use: 
     return Verdict(None, leg1=request.leg1)
 
 
-def _admit_outgoing(policy: Policy, request: CallRequest) -> Verdict:
+def _admit_outgoing(policy: Policy, request: AdmissionRequest) -> Verdict:
     dropped: list[Dropped] = []
     kept: dict[str, tuple[str, ...]] = {}
     for side, numbers, customers in _sides(request):
@@ -143,7 +165,7 @@ def _admit_outgoing(policy: Policy, request: CallRequest) -> Verdict:
     return Verdict(None, None, None, leg1, leg2, tuple(dropped))
 
 
-def _refusal(policy: Policy, request: CallRequest, number: str,
+def _refusal(policy: Policy, request: AdmissionRequest, number: str,
              customer: bool) -> tuple[str, str] | None:
     if customer and policy.dnd is not None and policy.dnd.is_dnd(
         number, request.category, request.transactional

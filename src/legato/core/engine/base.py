@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from legato.core.admission import CallRequest, Policy, Verdict, admit
+from legato.core.admission import Policy, Verdict, admit
 from legato.core.catalogue import Service, Status
 from legato.core.causes import ANSWERED_200, classify_response, is_ringing
 from legato.core.config import FlowUrl, NumberConfig
@@ -146,12 +146,15 @@ class Call:
     """The shared machinery of a call; services subclass it (incoming, click-to-call...)."""
 
     service: Service
+    finished = False
+    verdict: Verdict | None = None
+    _first_answer: float | None = None
+    _cancelling = 0  # legs cancelled that have not sent their final response
 
     def __init__(self, spec: CallSpec, now: float) -> None:
         self.spec = spec
         self.config = spec.config
         self.commands: list[Command] = []
-        self.finished = False
         self.record = CallRecord(
             id=spec.id,
             service=spec.service,
@@ -163,10 +166,7 @@ class Call:
         )
         self.legs: list[Leg] = []
         self._timers: dict[object, float] = {}
-        self._first_answer: float | None = None
-        self.verdict: Verdict | None = None
         self._attempts = [0, 0, 0]  # attempts dialled so far on leg 1 and leg 2
-        self._cancelling = 0  # legs cancelled that have not sent their final response
 
     # ------------------------------------------------------------------ driver API
     def start(self, now: float) -> None:
@@ -342,16 +342,12 @@ class Call:
     # ---------------------------------------------------------------- admission
     def _admit(self, now: float) -> Verdict:
         spec = self.spec
-        request = CallRequest(
-            spec.service, spec.number, spec.leg1, spec.leg2, spec.category, spec.transactional
-        )
-        verdict = admit(spec.policy, request, spec.started_at, spec.lines_in_use)
+        verdict = admit(spec.policy, spec, spec.started_at, spec.lines_in_use)
         self.verdict = verdict
+        status = verdict.status
         self.record.admission = AdmissionRecord(
-            verdict="admit" if verdict.status is None else verdict.status.value,
-            rule=verdict.rule,
-            detail=verdict.detail,
-            dropped=tuple(d.as_dict() for d in verdict.dropped),
+            "admit" if status is None else str(status), verdict.rule, verdict.detail,
+            tuple(d.as_dict() for d in verdict.dropped) if verdict.dropped else (),
         )
         self._event(now, "admission", None, verdict=self.record.admission.verdict)
         return verdict
@@ -394,7 +390,7 @@ class Call:
         rec = self.record
         rec.status, rec.disconnected_by, rec.ended_at = resolution.status, ended_by, now
         self._fill_parties(resolution.status)
-        self._event(now, "end", None, status=resolution.status.value, by=ended_by)
+        self._event(now, "end", None, status=str(resolution.status), by=ended_by)
 
     def _reject_caller(self, leg: Leg, code: int, cause: int, now: float) -> None:
         rec = leg.rec

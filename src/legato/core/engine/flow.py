@@ -60,24 +60,27 @@ class FlowCall(Call):
     #: Incoming flows may answer; outbound flows start on an answered leg.
     checks_agents = False
 
+    # Scalar state starts at these class values; an instance gets its own value when it
+    # first changes one (cheaper than setting them all for every call).
+    caller: Leg | None = None
+    agent: Leg | None = None
+    flow_started = True
+    ivr_answered = False
+    _dial_group: DialGroup | None = None
+    _gather: _GatherState | None = None
+    _playing: int | None = None
+    _plays = 0
+    _gathers = 0
+    _fetching: int | None = None  # the FetchFlow request the flow waits for
+    _fetches = 0
+    _flow_loaded = False  # a flow document has been loaded at least once
+    _dial_action: FlowUrl | None = None  # the connected dial step's action
+    rejected_by_flow: str | None = None  # a `reject` step's reason
+
     def __init__(self, spec: CallSpec, now: float) -> None:
         super().__init__(spec, now)
-        self.caller: Leg | None = None
-        self.agent: Leg | None = None
-        self.flow_started = True
-        self.ivr_answered = False
         self.dial_steps: list[Outcome] = []
         self._stack: list[tuple[list[Step], int]] = []
-        self._dial_group: DialGroup | None = None
-        self._gather: _GatherState | None = None
-        self._playing: int | None = None
-        self._plays = 0
-        self._gathers = 0
-        self._fetching: int | None = None  # the FetchFlow request the flow waits for
-        self._fetches = 0
-        self._flow_loaded = False  # a flow document has been loaded at least once
-        self._dial_action: FlowUrl | None = None  # the connected dial step's action
-        self.rejected_by_flow: str | None = None  # a `reject` step's reason
 
     # ----------------------------------------------------------------- running
     def _begin_flow(self, now: float) -> bool:
