@@ -142,3 +142,9 @@ def test_sip_info_dtmf_relay(body, digit):
 def test_sip_info_dtmf_relay_errors(body, message):
     with pytest.raises(dtmf.DtmfError, match=message):
         dtmf.parse_dtmf_relay(body)
+
+
+@pytest.mark.parametrize(("source", "target"), [("PCMU", "PCMA"), ("PCMA", "PCMU")])
+def test_transcode_table_equals_decode_then_encode(source, target):
+    codes = bytes(range(256))
+    assert g711.transcode(codes, source, target) == g711.encode(g711.decode(codes, source), target)

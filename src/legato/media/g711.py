@@ -80,8 +80,19 @@ def decode(payload: bytes, codec: Codec) -> npt.NDArray[np.int16]:
     return _DECODE[codec][np.frombuffer(payload, dtype=np.uint8)]
 
 
+def _translation(source: Codec, target: Codec) -> bytes:
+    return bytes(_ENCODE[target][_DECODE[source].astype(np.int32) + 32768].tobytes())
+
+
+_TRANSLATE: dict[tuple[Codec, Codec], bytes] = {
+    ("PCMU", "PCMA"): _translation("PCMU", "PCMA"),
+    ("PCMA", "PCMU"): _translation("PCMA", "PCMU"),
+}
+
+
 def transcode(payload: bytes, source: Codec, target: Codec) -> bytes:
-    """Convert between µ-law and A-law (through linear) when two legs chose differently."""
+    """Convert between µ-law and A-law when two legs chose differently: one 256-byte
+    translation table (decode then encode, precomputed), applied by `bytes.translate`."""
     if source == target:
         return payload
-    return encode(decode(payload, source), target)
+    return payload.translate(_TRANSLATE[(source, target)])
