@@ -50,6 +50,8 @@ NUMBER = "+918047001000"
 AGENTS = [f"+9198110{i:05d}" for i in range(50)]
 CUSTOMERS = [f"+9199110{i:05d}" for i in range(50)]
 ENV = {"LEGATO_WEBHOOK_POLL_INTERVAL": "0.5"}
+#: Event types the endpoint subscribes to (`--events`); empty: every type.
+EVENTS: list[str] = []
 
 
 def pct(values: list[float], q: float) -> float:
@@ -238,7 +240,8 @@ def run_backend(backend: str, rate: float, seconds: float, workdir: Path) -> dic
             http.post("/v1/numbers", json={"number": NUMBER}).raise_for_status()
             if not os.environ.get("BENCH_NO_ENDPOINT"):  # baseline: the service alone
                 hook = f"http://127.0.0.1:{receiver.port}/hook"
-                http.post("/v1/webhooks/endpoints", json={"url": hook}).raise_for_status()
+                sub = {"url": hook, "events": EVENTS} if EVENTS else {"url": hook}
+                http.post("/v1/webhooks/endpoints", json=sub).raise_for_status()
         asyncio.run(offer(server.base, key, rate, min(2.0, seconds)))  # warm-up
         warm = set(receiver.completed)
         t0 = time.perf_counter()
@@ -287,7 +290,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="calls placed per second")
     parser.add_argument("--seconds", type=float, default=None, help="seconds of load")
     parser.add_argument("--backends", default=None, help="comma list: sqlite,postgresql")
+    parser.add_argument("--events", default="", help="comma list of types; default all")
     args = parser.parse_args()
+    EVENTS[:] = [e for e in args.events.split(",") if e]
     seconds = args.seconds or (8.0 if args.quick else 20.0)
     backends = (args.backends or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
     results = []

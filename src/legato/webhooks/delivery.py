@@ -236,25 +236,42 @@ class DeliveryWorker:
     def _load(self, session: Any, ids: list[int], now: datetime) -> list[Claim]:
         d, e = WebhookDelivery, WebhookEndpoint
         rows = session.execute(
-            select(d.id, d.endpoint_id, d.url, d.event_id, d.attempts, WebhookEvent.body, e)
+            select(
+                d.id,
+                d.endpoint_id,
+                d.url,
+                d.event_id,
+                d.attempts,
+                WebhookEvent.body,
+                e.kind,
+                e.url.label("endpoint_url"),
+                e.secret,
+                e.previous_secret,
+                e.previous_expires_at,
+            )
             .join(WebhookEvent, WebhookEvent.id == d.event_id)
             .join(e, e.id == d.endpoint_id)
             .where(d.id.in_(ids))
             .order_by(d.next_attempt_at, d.id)
         )
-        return [
-            Claim(
-                delivery_id=r.id,
-                endpoint_id=r.endpoint_id,
-                kind=r.WebhookEndpoint.kind,
-                url=r.WebhookEndpoint.url if r.WebhookEndpoint.kind == ENDPOINT else r.url,
-                event_id=r.event_id,
-                body=r.body.encode("utf-8"),
-                keys=signing_keys(r.WebhookEndpoint, now),
-                attempts=r.attempts,
+        keys: dict[str, tuple[bytes, ...]] = {}
+        claims = []
+        for r in rows:
+            if r.endpoint_id not in keys:
+                keys[r.endpoint_id] = signing_keys(r, now)
+            claims.append(
+                Claim(
+                    delivery_id=r.id,
+                    endpoint_id=r.endpoint_id,
+                    kind=r.kind,
+                    url=r.endpoint_url if r.kind == ENDPOINT else r.url,
+                    event_id=r.event_id,
+                    body=r.body.encode("utf-8"),
+                    keys=keys[r.endpoint_id],
+                    attempts=r.attempts,
+                )
             )
-            for r in rows
-        ]
+        return claims
 
     # ----------------------------------------------------------------- sending
     async def _send(self, claim: Claim) -> None:
