@@ -151,3 +151,35 @@ def test_sigkill_mid_call_then_restart_ends_the_call_with_a_reason(db_url: str, 
         assert doc["state"] == "completed", doc
         assert doc["end_reason"] in (SHUTDOWN, None)
     third.stop(signal.SIGTERM)
+
+
+def test_database_outage_loses_no_call_state(db_url: str, make_server: Any) -> None:
+    """PostgreSQL refuses every connection while a call runs; the runtime keeps the call's
+    writes, retries, and stores the final record once the database is back."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("an outage is simulated by closing a PostgreSQL database to connections")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_server(speed=20.0)
+    api = server.account()
+    api.add_number()
+    name = make_url(db_url).database
+    admin = create_engine(make_url(db_url).set(database="test"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        call_id = api.call().json()["id"]
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
+        time.sleep(2.0)  # the call (≈13 virtual s at 20×) ends while the store is down
+        assert server.runtime.metrics.completed >= 1
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+    admin.dispose()
+    doc = api.wait(call_id, timeout=30)
+    assert doc["status"] == "ANSWER" and doc["end_reason"] is None
+    assert [leg["outcome"] for leg in doc["legs"]] == ["ANSWERED", "ANSWERED"]

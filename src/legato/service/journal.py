@@ -28,10 +28,17 @@ Entry = list[Any]  # ["start", t] | ["timer", t] | ["event", t, {"type": ..., ..
 
 def encode_event(event: Event) -> dict[str, Any]:
     if isinstance(event, ev.FlowFetched):  # fetched steps are models: journal their JSON form
-        steps = None if event.steps is None else [
-            s.model_dump(mode="json", exclude_unset=True) for s in event.steps]
-        return {"type": "FlowFetched", "request": event.request, "steps": steps,
-                "error": event.error}
+        steps = (
+            None
+            if event.steps is None
+            else [s.model_dump(mode="json", exclude_unset=True) for s in event.steps]
+        )
+        return {
+            "type": "FlowFetched",
+            "request": event.request,
+            "steps": steps,
+            "error": event.error,
+        }
     return {"type": type(event).__name__, **dataclasses.asdict(event)}
 
 
@@ -40,9 +47,11 @@ def decode_event(data: dict[str, Any]) -> Event:
     kind = fields.pop("type")
     if kind == "FlowFetched":
         steps = fields.get("steps")
-        return ev.FlowFetched(fields["request"],
-                              None if steps is None else tuple(parse_flow(steps)),
-                              fields.get("error"))
+        return ev.FlowFetched(
+            fields["request"],
+            None if steps is None else tuple(parse_flow(steps)),
+            fields.get("error"),
+        )
     cls = _EVENT_TYPES.get(kind)
     if cls is None:
         raise ValueError(f"unknown journal event type {kind!r}")

@@ -40,6 +40,8 @@ log = logging.getLogger("legato.service")
 INTERRUPTED = "interrupted: the server stopped while the call was in progress; ended on restart"
 NEVER_STARTED = "interrupted: the server stopped before the call was started; ended on restart"
 SHUTDOWN = "interrupted: the server was shut down while the call was in progress"
+#: Back-off between attempts to persist call writes while the database is unavailable.
+WRITE_RETRY_FIRST, WRITE_RETRY_MAX = 0.25, 8.0
 #: How often the runtime checks whether `legato dnd import` switched the registry version.
 DND_REFRESH_SECONDS = 30.0
 
@@ -253,20 +255,47 @@ class CallRuntime:
 
     # ----------------------------------------------------------------- the writer
     async def _writer(self) -> None:
+        """Persist queued call writes in order; a failed batch is kept and retried (with
+        back-off) together with what arrives meanwhile, so a database outage loses nothing."""
+        pending: list[_Write] = []
+        stopping = False
+        delay = WRITE_RETRY_FIRST
         while True:
-            first = await self._writes.get()
-            batch = [first]
+            if not pending and not stopping:
+                first = await self._writes.get()
+                if first is None:
+                    stopping = True
+                else:
+                    pending.append(first)
             while not self._writes.empty():
-                batch.append(self._writes.get_nowait())
-            writes = [w for w in batch if w is not None]
-            if writes:
+                item = self._writes.get_nowait()
+                if item is None:
+                    stopping = True
+                else:
+                    pending.append(item)
+            if pending:
                 try:
-                    await asyncio.to_thread(self._write, writes)
+                    await asyncio.to_thread(self._write, pending)
+                    pending, delay = [], WRITE_RETRY_FIRST
                 except Exception:
-                    log.exception("persisting %d call update(s) failed", len(writes))
+                    log.exception(
+                        "persisting %d call update(s) failed; retrying in %.1f s",
+                        len(pending),
+                        delay,
+                    )
+                    if stopping and delay >= WRITE_RETRY_MAX:
+                        log.error(
+                            "giving up on %d call update(s) at shutdown; calls left "
+                            "unfinished are ended on the next start",
+                            len(pending),
+                        )
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, WRITE_RETRY_MAX)
+                    continue
             if self._writes.empty():
                 self._idle.set()
-            if None in batch:
+            if stopping:
                 return
 
     def _write(self, writes: list[_Write]) -> None:
