@@ -67,7 +67,7 @@ def test_create_fetch_and_signed_callbacks(legato: LegatoServer, customer: Custo
     final = seen[-1]
     assert final.get("CallSid") == call.sid and final.get("AccountSid") == sid
     assert final.get("CallbackSource") == "call-progress-events"
-    assert final.get("LegatoStatus") == "ANSWER" or final.get("LegatoStatus")
+    assert final.get("LegatoStatus") == "ANSWER", final.params
     assert final.get("CallDuration") == done.duration
     assert final.get("SipResponseCode") == "200"
     assert final.get("LegatoLeg1Outcome") == "ANSWERED"

@@ -99,6 +99,7 @@ def test_bad_twiml_ends_the_call_with_a_recorded_flow_error(
     errors = [e for e in record["events"] if e["type"] == "flow_error"]
     assert errors and "<Conference> is not a TwiML verb" in errors[0]["error"]
     assert final.get("CallStatus") == "completed" and final.valid(key)
+    assert "<Conference> is not a TwiML verb" in (final.get("LegatoFlowError") or "")
 
 
 def test_number_voice_url_rejects_an_incoming_call(legato: LegatoServer,

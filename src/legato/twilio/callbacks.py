@@ -23,7 +23,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from legato.store.calls import COMPLETED
 from legato.store.db import Database
+from legato.store.models import Call
 from legato.store.types import utcnow
 from legato.twilio.accounts import signing_token
 from legato.twilio.ids import account_sid
@@ -41,6 +43,8 @@ from legato.twilio.status import (
 log = logging.getLogger("legato.twilio")
 
 ORDER = ("initiated", "ringing", "answered", "completed")
+#: How far back start-up reconciliation looks for finished calls without a final callback.
+RECONCILE_WINDOW = timedelta(hours=24)
 USER_AGENT = "Legato-Twilio-Layer/1"
 
 
@@ -91,6 +95,9 @@ def callback_params(row: TwilioCall, record: dict[str, Any], event: str, sequenc
         params += [("LegatoStatus", record.get("status") or ""),
                    ("LegatoStatusDescription", record.get("status_description") or ""),
                    ("LegatoDisconnectedBy", record.get("disconnected_by") or "")]
+        flow_errors = [e for e in record.get("events") or [] if e.get("type") == "flow_error"]
+        if flow_errors:  # the notification of a TwiML or flow document that could not run
+            params.append(("LegatoFlowError", str(flow_errors[-1].get("error") or "")))
         admission = record.get("admission") or {}
         if admission.get("verdict") not in (None, "admit"):
             params.append(("LegatoAdmissionRule", str(admission.get("rule") or "")))
@@ -132,6 +139,31 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
             queued += 1
         row.reported = reported
     return queued
+
+
+class _Final:
+    """A call's stored final record, shaped like a writer's final write."""
+
+    final = True
+
+    def __init__(self, call_id: str, record: dict[str, Any]) -> None:
+        self.call_id = call_id
+        self.record = record
+
+
+def reconcile(database: Database, window: timedelta = RECONCILE_WINDOW) -> int:
+    """Queue the callbacks of calls a path outside the writer finished (crash recovery at
+    start-up ends calls directly in the store); returns how many were queued."""
+    since = utcnow() - window
+    with database.session() as session:
+        rows = session.execute(
+            select(TwilioCall.call_id, TwilioCall.reported, Call.record)
+            .join(Call, Call.id == TwilioCall.call_id)
+            .where(TwilioCall.status_callback.is_not(None), TwilioCall.created_at >= since,
+                   Call.state == COMPLETED)).all()
+        finals = [_Final(call_id, record or {}) for call_id, reported, record in rows
+                  if "completed" not in (reported or [])]
+        return on_call_writes(session, finals) if finals else 0
 
 
 def chain(*hooks: Callable[[Session, Sequence[Any]], object] | None

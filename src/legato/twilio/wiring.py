@@ -3,13 +3,14 @@ network, the callback outbox on the runtime's writer, and the callback sender.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 
-from legato.twilio.callbacks import CallbackSender, chain, on_call_writes
+from legato.twilio.callbacks import CallbackSender, chain, on_call_writes, reconcile
 from legato.twilio.fetcher import HttpFlowFetcher
 
 
@@ -22,6 +23,7 @@ async def attach(app: FastAPI) -> AsyncIterator[None]:
     if runtime.network.fetcher is None:
         runtime.network.fetcher = fetcher
     runtime.on_writes = chain(runtime.on_writes, on_call_writes)
+    await asyncio.to_thread(reconcile, database)  # calls crash recovery ended
     sender = CallbackSender(database, client)
     app.state.twilio_callbacks = sender
     await sender.start()

@@ -1,0 +1,82 @@
+"""A real `legato serve`, SIGKILLed while a Twilio call rings: after the restart the call
+is ended by crash recovery and its one final callback is still delivered, signed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
+from twilio_testkit import NUMBER, PHONES, SLOW, CustomerApp, free_port
+
+from legato.store import accounts
+from legato.store.db import Database
+from legato.twilio.ids import account_sid
+
+
+def _serve(db_url: str, phones: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from legato.cli.main import app; app()", "serve",
+         "--port", str(port), "--db", db_url, "--phones", str(phones), "--sim-speed", "20",
+         "--log-level", "warning"],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=dict(os.environ))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("legato serve did not start: " + log.read_text())
+
+
+def test_final_callback_survives_sigkill(db_url: str, tmp_path: Path,
+                                         customer: CustomerApp) -> None:
+    phones, log, port = tmp_path / "phones.yaml", tmp_path / "serve.log", free_port()
+    phones.write_text(PHONES)
+    proc = _serve(db_url, phones, port, log)
+    try:
+        database = Database(db_url)
+        with database.session() as s:
+            issued = accounts.create_account(s, "Acme")
+        database.dispose()
+        base = f"http://127.0.0.1:{port}"
+        r = httpx.post(base + "/v1/numbers", json={"number": NUMBER},
+                       headers={"Authorization": f"Bearer {issued.api_key}"})
+        assert r.status_code == 201, r.text
+        client = Client(account_sid(issued.account_id), issued.api_key, environment={})
+        client.api.base_url = base
+        twiml = VoiceResponse()
+        twiml.say("never heard")
+        call = client.calls.create(to=SLOW, from_=NUMBER, twiml=str(twiml),
+                                   status_callback=customer.base + "/status",
+                                   status_callback_event=["initiated", "ringing", "completed"])
+        customer.wait_for("/status", 2)  # initiated, ringing
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc = _serve(db_url, phones, port, log)
+        seen = customer.wait_for("/status", 3)
+        time.sleep(0.5)
+        seen = customer.at("/status")
+        # At least once: a callback sent just before the kill may come again after the
+        # restart, with the same SequenceNumber (receivers de-duplicate by it).
+        unique = {s.get("SequenceNumber"): s.get("CallStatus") for s in seen}
+        assert unique == {"0": "initiated", "1": "ringing", "2": "no-answer"}
+        sequences = [int(s.get("SequenceNumber") or -1) for s in seen]
+        assert sequences == sorted(sequences), "never out of order"
+        assert [s.get("CallStatus") for s in seen].count("no-answer") == 1
+        assert all(s.valid(issued.api_key) for s in seen)
+        assert seen[-1].get("CallSid") == call.sid
+        assert client.calls(call.sid).fetch().status == "no-answer"
+    finally:
+        proc.kill()
+        proc.wait(10)
