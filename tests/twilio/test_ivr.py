@@ -125,3 +125,22 @@ def test_number_voice_url_rejects_an_incoming_call(legato: LegatoServer,
     assert incoming.get("CallStatus") == "ringing" and incoming.valid(key)
     caller = record["legs"][0]
     assert (caller["sip_code"], caller["q850_cause"]) == (486, 17)
+
+
+def test_bad_xml_for_an_incoming_call_ends_it_ivr(legato: LegatoServer,
+                                                  customer: CustomerApp) -> None:
+    _, _, key = legato.account()
+    headers = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(legato.base + "/v1/numbers", headers=headers, json={
+        "number": NUMBER, "config": {"flow_url": {"url": customer.base + "/incoming",
+                                                  "method": "GET"}}})
+    assert r.status_code == 201, r.text
+    customer.routes["/incoming"] = "<Response><Say>Welcome</Say>"  # truncated document
+    r = httpx.post(legato.base + "/v1/sim/incoming", headers=headers,
+                   json={"number": NUMBER, "from": SUBSCRIBER})
+    assert r.status_code in (200, 201, 202), r.text
+    record = _record(legato, key, r.json()["id"])
+    assert record["status"] == "IVR"  # nothing had answered: the flow could not start
+    (error,) = [e for e in record["events"] if e["type"] == "flow_error"]
+    assert "not well-formed XML" in error["error"]
+    assert record["legs"][0]["sip_code"] == 480
