@@ -57,6 +57,9 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 at = time.time()
+                if len(body) < length:  # the sender died mid-request: nothing was received
+                    self.close_connection = True
+                    return
                 b = receiver.behaviour
                 with receiver.lock:
                     n = len(receiver.requests)
