@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,6 +24,7 @@ from legato.api.deps import RuntimeDep, SessionDep
 from legato.core.config import NumberConfig
 from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.service.orders import order_for
+from legato.service.spec import CallOrder
 from legato.store import calls as store
 from legato.store import numbers as numbers_store
 from legato.store.accounts import NotFound
@@ -126,7 +128,7 @@ def _url(form: Form, name: str) -> str | None:
     return value
 
 
-def _seconds(form: Form, name: str, default: int, high: int) -> int:
+def _integer(form: Form, name: str, default: int, high: int) -> int:
     raw = form.get(name)
     if raw is None:
         return default
@@ -134,7 +136,7 @@ def _seconds(form: Form, name: str, default: int, high: int) -> int:
         value = int(raw)
     except ValueError:
         raise bad_parameter(errors.UNKNOWN_PARAMETER,
-                            f"{name} must be a whole number of seconds, not {raw!r}") from None
+                            f"{name} must be a whole number, not {raw!r}") from None
     if not 1 <= value <= high:
         raise bad_parameter(errors.UNKNOWN_PARAMETER, f"{name} must be between 1 and {high}")
     return value
@@ -204,8 +206,8 @@ async def create_call(request: Request, session: SessionDep, runtime: RuntimeDep
                                 f"one of {', '.join(CALLBACK_EVENTS)}")
     request_doc: dict[str, Any] = {
         "service": "outbound", "number": from_, "to": [to],
-        "ring_timeout": _seconds(form, "Timeout", DEFAULT_TIMEOUT, MAX_TIMEOUT),
-        "max_duration": _seconds(form, "TimeLimit", DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT),
+        "ring_timeout": _integer(form, "Timeout", DEFAULT_TIMEOUT, MAX_TIMEOUT),
+        "max_duration": _integer(form, "TimeLimit", DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT),
         "flow": flow, "twilio": {"flow_url": flow_url},
     }
     config = _config(number_row.config, request_doc)
@@ -238,9 +240,7 @@ def _config(base: dict[str, Any], request_doc: dict[str, Any]) -> NumberConfig:
     return NumberConfig.model_validate(merged)
 
 
-def _with_config(order: Any, config: NumberConfig) -> Any:
-    from dataclasses import replace
-
+def _with_config(order: CallOrder, config: NumberConfig) -> CallOrder:
     return replace(order, config=config)
 
 
@@ -250,8 +250,8 @@ def list_calls(request: Request, session: SessionDep, sid: AccountSidPath,
     """The account's Twilio-API calls, newest first, with Twilio's paging keys."""
     account_id = _account(session, authorization, sid)
     form = Form(list(request.query_params.multi_items()), LIST_PARAMS)
-    size = _seconds(form, "PageSize", 50, MAX_PAGE_SIZE)
-    page = int(form.get("Page") or 0) if (form.get("Page") or "0").isdigit() else 0
+    size = _integer(form, "PageSize", 50, MAX_PAGE_SIZE)
+    page = _integer(form, "Page", 0, 10**9) if form.get("Page") not in (None, "0") else 0
     token = form.get("PageToken")
     stmt = (select(TwilioCall, Call).join(Call, Call.id == TwilioCall.call_id)
             .where(TwilioCall.account_id == account_id, TwilioCall.deleted_at.is_(None))
