@@ -60,7 +60,9 @@ def test_ivr_prompt_digits_barge_in_ringback_and_recorded_bridge(tmp_path: Path)
         media.play(Gather(0, play=1, gather=1, prompt=None,
                           text="Welcome to Legato. Press one for sales, two for support.",
                           seconds=4.0))
-        await asyncio.sleep(1.2)
+        while not heard:  # synthesising the prompt takes a moment on a busy machine
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.0)
         caller.send_digit("1")
         while not any(isinstance(e, Digits) for e in events):
             await asyncio.sleep(0.02)
@@ -102,7 +104,7 @@ def test_ivr_prompt_digits_barge_in_ringback_and_recorded_bridge(tmp_path: Path)
     events = r["events"]
     assert Digits(0, "1") in events and PlayDone(1) in events and PlayDone(2) in events
     assert events.index(Digits(0, "1")) < events.index(PlayDone(1))
-    assert 45 <= r["prompt_frames"] <= 75  # about 1.2 s of the prompt, then it stopped
+    assert 40 <= r["prompt_frames"] <= 90  # about 1 s of the prompt, then it stopped
     assert r["after_stop"] == 0
     ringback = r["ringback"]
     assert level(ringback) > 1000 and dominant_hz(ringback) == pytest.approx(425, abs=5)
