@@ -15,13 +15,13 @@ import logging
 import math
 import random
 from collections.abc import Callable, Sequence
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
 
 from legato.store.calls import COMPLETED
 from legato.store.db import Database
@@ -242,33 +242,28 @@ class CallbackSender:
                 await asyncio.wait_for(self._wake.wait(), self.poll)
 
     def _due(self) -> list[dict[str, Any]]:
-        """The first pending callback of each call, if it is due (order per call)."""
-        now = utcnow()
+        """Due callbacks that are the first pending one of their call (order per call);
+        a call whose head is backing off waits, other calls go on."""
+        earlier = aliased(TwilioCallback)
+        head = ~exists().where(earlier.call_sid == TwilioCallback.call_sid,
+                               earlier.state == PENDING,
+                               earlier.sequence < TwilioCallback.sequence)
         with self.database.session() as session:
             rows = session.execute(
                 select(TwilioCallback, TwilioCall.account_id)
                 .join(TwilioCall, TwilioCall.call_sid == TwilioCallback.call_sid)
-                .where(TwilioCallback.state == PENDING)
-                .order_by(TwilioCallback.call_sid, TwilioCallback.sequence)
-                .limit(self.batch * 4)).all()
+                .where(TwilioCallback.state == PENDING,
+                       TwilioCallback.next_attempt_at <= utcnow(), head)
+                .order_by(TwilioCallback.next_attempt_at, TwilioCallback.id)
+                .limit(self.batch)).all()
             tokens: dict[str, str | None] = {}
-            due, seen = [], set()
+            due = []
             for cb, account_id in rows:
-                if cb.call_sid in seen:
-                    continue
-                seen.add(cb.call_sid)
-                at = cb.next_attempt_at
-                if at.tzinfo is None:
-                    at = at.replace(tzinfo=UTC)
-                if at > now:
-                    continue
                 if account_id not in tokens:
                     tokens[account_id] = signing_token(session, account_id)
                 due.append({"id": cb.id, "url": cb.url, "method": cb.method,
                             "params": [(k, v) for k, v in cb.params],
                             "attempts": cb.attempts, "token": tokens[account_id]})
-                if len(due) >= self.batch:
-                    break
             return due
 
     async def _send(self, cb: dict[str, Any]) -> tuple[int, int | None, str | None]:
