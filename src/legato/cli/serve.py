@@ -60,4 +60,7 @@ def serve(
     typer.echo(
         f"legato: store {database.safe_url}, driver {driver}, docs at http://{host}:{port}/docs"
     )
+    from legato.gc_tuning import tune_for_calls
+
+    tune_for_calls()  # fewer young-generation collections: less tail latency per call
     uvicorn.run(api, host=host, port=port, log_level=log_level, loop="auto")
