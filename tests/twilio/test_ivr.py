@@ -9,7 +9,16 @@ from typing import Any
 import httpx
 from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
-from twilio_testkit import AGENT, AGENT_2, NUMBER, SUBSCRIBER, CustomerApp, LegatoServer, Seen
+from twilio_testkit import (
+    AGENT,
+    AGENT_2,
+    NUMBER,
+    SUBSCRIBER,
+    CustomerApp,
+    LegatoServer,
+    Seen,
+    free_port,
+)
 
 
 def _menu() -> str:
@@ -144,3 +153,17 @@ def test_bad_xml_for_an_incoming_call_ends_it_ivr(legato: LegatoServer,
     (error,) = [e for e in record["events"] if e["type"] == "flow_error"]
     assert "not well-formed XML" in error["error"]
     assert record["legs"][0]["sip_code"] == 480
+
+
+def test_unreachable_twiml_url_is_a_recorded_flow_error(legato: LegatoServer,
+                                                        customer: CustomerApp) -> None:
+    _, sid, key = legato.account()
+    legato.add_number(key, NUMBER)
+    client = Client(sid, key, environment={})
+    client.api.base_url = legato.base
+    dead = f"http://127.0.0.1:{free_port()}/voice"  # nothing listens there
+    call = client.calls.create(to=SUBSCRIBER, from_=NUMBER, url=dead,
+                               status_callback=customer.base + "/status")
+    (final,) = customer.wait_for("/status", 1)
+    assert f"fetching {dead} failed" in (final.get("LegatoFlowError") or "")
+    assert client.calls(call.sid).fetch().status == "completed"  # the subscriber answered
