@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,7 +109,15 @@ def running_worker(
     try:
         yield worker
     finally:
-        asyncio.run_coroutine_threadsafe(worker.stop(), loop).result(30)
+        stopping = asyncio.run_coroutine_threadsafe(worker.stop(), loop)
+        try:
+            stopping.result(30)
+        except TimeoutError:  # show where it hangs
+            for th_id, frame in sys._current_frames().items():
+                print("THREAD", th_id, "".join(traceback.format_stack(frame)[-6:]))
+            for task in asyncio.all_tasks(loop):
+                task.print_stack()
+            raise
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()

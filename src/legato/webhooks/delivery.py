@@ -55,6 +55,7 @@ class Claim:
     """A delivery reserved by this worker, with what sending it needs."""
 
     delivery_id: int
+    call_id: str
     endpoint_id: str
     kind: str
     url: str
@@ -80,6 +81,13 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A claimed delivery not attempted (an earlier one of its run failed)."""
+
+    delivery_id: int
+
+
 def signing_keys(endpoint: Any, now: datetime) -> tuple[bytes, ...]:
     """The current secret, plus the previous one while its overlap window lasts."""
     keys = [secret_key(endpoint.secret)]
@@ -101,10 +109,11 @@ class DeliveryWorker:
         self.worker_id = f"{socket.gethostname()[:20]}:{os.getpid()}:{secrets.token_hex(3)}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
-        self._results: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self._results: asyncio.Queue[Outcome | Release | None] = asyncio.Queue()
         self._inflight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        self._stopping = False
         self.sent = 0
 
     # ----------------------------------------------------------------- lifecycle
@@ -112,6 +121,7 @@ class DeliveryWorker:
         """Complete the events of calls ended by crash recovery, then start sending."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._stopping = False
         limit = self.settings.concurrency
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.settings.timeout),
@@ -135,10 +145,16 @@ class DeliveryWorker:
     async def stop(self, grace: float = 2.0) -> None:
         """Stop claiming, let attempts in flight finish briefly, record them, close."""
         outbox.remove_waker(self.wake)
+        self._stopping = True
+        self._wake.set()
         if self._tasks:
-            self._tasks[0].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tasks[0]
+            # A flag, not only cancel(): Python 3.11's wait_for can swallow a cancellation
+            # that races with the event it waits for, and the loop would go on.
+            done, _ = await asyncio.wait({self._tasks[0]}, timeout=5)
+            if not done:
+                self._tasks[0].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._tasks[0]
         if self._inflight:
             _, late = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in late:  # their leases expire and another start sends them again
@@ -161,7 +177,7 @@ class DeliveryWorker:
     # ----------------------------------------------------------------- claiming
     async def _claim_loop(self) -> None:
         s = self.settings
-        while True:
+        while not self._stopping:
             self._wake.clear()
             wait = s.poll_interval
             free = s.concurrency - len(self._inflight)
@@ -171,11 +187,14 @@ class DeliveryWorker:
                 except Exception:
                     log.exception("claiming webhook deliveries failed")
                     claims, next_due = [], None
+                runs: dict[tuple[str, str], list[Claim]] = {}
                 for claim in claims:
-                    task = asyncio.create_task(self._send(claim))
+                    runs.setdefault((claim.endpoint_id, claim.call_id), []).append(claim)
+                for run in runs.values():
+                    task = asyncio.create_task(self._send_run(run))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
-                if claims and len(claims) == free:
+                if claims and len(claims) >= free:
                     continue
                 if next_due is not None:
                     wait = min(wait, max(0.0, (next_due - utcnow()).total_seconds()))
@@ -209,7 +228,7 @@ class DeliveryWorker:
             )
             if self.database.backend == "postgresql":
                 stmt = stmt.with_for_update(of=d, skip_locked=True)
-            ids = list(session.scalars(stmt))
+            ids = self._with_successors(session, list(session.scalars(stmt)), now)
             claims: list[Claim] = []
             if ids:
                 got = list(
@@ -233,11 +252,45 @@ class DeliveryWorker:
             )
         return claims, next_due
 
+    def _with_successors(self, session: Any, heads: list[int], now: datetime) -> list[int]:
+        """The heads plus, for each head's endpoint and call, the pending events right
+        behind it that are due and free: one task sends such a run in order, so the
+        events a call's end produces (legs ended, completed) need one claim, not three."""
+        if not heads:
+            return heads
+        d = WebhookDelivery
+        pairs = {
+            (r.endpoint_id, r.call_id)
+            for r in session.execute(select(d.endpoint_id, d.call_id).where(d.id.in_(heads)))
+        }
+        rows = session.execute(
+            select(d.id, d.endpoint_id, d.call_id, d.next_attempt_at, d.lease_until)
+            .where(
+                d.state == PENDING,
+                d.call_id.in_({c for _, c in pairs}),
+                d.endpoint_id.in_({e for e, _ in pairs}),
+            )
+            .order_by(d.endpoint_id, d.call_id, d.sequence)
+        )
+        out = set(heads)
+        stopped: set[tuple[str, str]] = set()
+        for r in rows:
+            key = (r.endpoint_id, r.call_id)
+            if key not in pairs or key in stopped or r.id in out:
+                continue
+            free = r.lease_until is None or r.lease_until < now
+            if r.next_attempt_at <= now and free:
+                out.add(r.id)
+            else:  # a gap: what follows must wait for it
+                stopped.add(key)
+        return sorted(out)
+
     def _load(self, session: Any, ids: list[int], now: datetime) -> list[Claim]:
         d, e = WebhookDelivery, WebhookEndpoint
         rows = session.execute(
             select(
                 d.id,
+                d.call_id,
                 d.endpoint_id,
                 d.url,
                 d.event_id,
@@ -252,7 +305,7 @@ class DeliveryWorker:
             .join(WebhookEvent, WebhookEvent.id == d.event_id)
             .join(e, e.id == d.endpoint_id)
             .where(d.id.in_(ids))
-            .order_by(d.next_attempt_at, d.id)
+            .order_by(d.endpoint_id, d.call_id, d.sequence)
         )
         keys: dict[str, tuple[bytes, ...]] = {}
         claims = []
@@ -262,6 +315,7 @@ class DeliveryWorker:
             claims.append(
                 Claim(
                     delivery_id=r.id,
+                    call_id=r.call_id,
                     endpoint_id=r.endpoint_id,
                     kind=r.kind,
                     url=r.endpoint_url if r.kind == ENDPOINT else r.url,
@@ -274,7 +328,17 @@ class DeliveryWorker:
         return claims
 
     # ----------------------------------------------------------------- sending
-    async def _send(self, claim: Claim) -> None:
+    async def _send_run(self, run: list[Claim]) -> None:
+        """Send a call's claimed events to one endpoint in order; stop at the first
+        failure and hand the rest back (they wait behind the failed one)."""
+        for i, claim in enumerate(run):
+            outcome = await self._send(claim)
+            if not outcome.ok:
+                for rest in run[i + 1 :]:
+                    self._results.put_nowait(Release(rest.delivery_id))
+                return
+
+    async def _send(self, claim: Claim) -> Outcome:
         assert self._client is not None
         timeout = self.settings.timeout
         headers = sign_headers(claim.keys, claim.event_id, int(time.time()), claim.body)
@@ -297,7 +361,9 @@ class DeliveryWorker:
         except Exception as exc:  # a bad URL must fail the attempt, not the worker
             error = f"{type(exc).__name__}: {exc}"
         latency = (time.perf_counter() - started) * 1000.0
-        self._results.put_nowait(Outcome(claim, at, status, round(latency, 2), error, excerpt))
+        outcome = Outcome(claim, at, status, round(latency, 2), error, excerpt)
+        self._results.put_nowait(outcome)
+        return outcome
 
     async def _post(self, claim: Claim, headers: dict[str, str]) -> tuple[int, str]:
         assert self._client is not None
@@ -316,10 +382,11 @@ class DeliveryWorker:
             batch = [first]
             while not self._results.empty():
                 batch.append(self._results.get_nowait())
-            outcomes = [o for o in batch if o is not None]
-            if outcomes:
+            outcomes = [o for o in batch if isinstance(o, Outcome)]
+            released = [o.delivery_id for o in batch if isinstance(o, Release)]
+            if outcomes or released:
                 try:
-                    await asyncio.to_thread(self._record, outcomes)
+                    await asyncio.to_thread(self._record, outcomes, released)
                     self.sent += len(outcomes)
                 except Exception:  # leases expire; the deliveries are sent again
                     log.exception("recording %d webhook attempt(s) failed", len(outcomes))
@@ -327,12 +394,21 @@ class DeliveryWorker:
             if None in batch:
                 return
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def _record(self, outcomes: list[Outcome], released: list[int] | None = None) -> None:
         s = self.settings
         d = WebhookDelivery
         now = utcnow()
         runs: dict[str, list[Outcome]] = {}
         with self.database.session() as session:
+            if released:
+                session.execute(
+                    update(d)
+                    .where(d.id.in_(released), d.leased_by == self.worker_id)
+                    .values(lease_until=None, leased_by=None)
+                    .execution_options(synchronize_session=False)
+                )
+            if not outcomes:
+                return
             session.execute(
                 insert(WebhookAttempt),
                 [
