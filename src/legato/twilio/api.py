@@ -18,12 +18,14 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from legato.api.arrival import received_at
 from legato.api.deps import RuntimeDep, SessionDep
 from legato.core.config import NumberConfig
 from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.service.orders import order_for
+from legato.service.runtime import CallRuntime
 from legato.service.spec import CallOrder
 from legato.store import calls as store
 from legato.store import numbers as numbers_store
@@ -91,9 +93,10 @@ class Form:
         return [v for k, v in self.pairs if k == name]
 
 
-async def _form(request: Request, allowed: set[str]) -> Form:
+async def _pairs(request: Request) -> list[tuple[str, str]]:
+    """The form body's (name, value) pairs, repeated names kept."""
     body = (await request.body()).decode("utf-8", errors="replace")
-    return Form(parse_qsl(body, keep_blank_values=True), allowed)
+    return parse_qsl(body, keep_blank_values=True)
 
 
 def _account(session: Session, header: str | None, sid: str) -> str:
@@ -182,8 +185,16 @@ async def create_call(request: Request, session: SessionDep, runtime: RuntimeDep
                       sid: AccountSidPath, authorization: AuthHeader = None) -> Any:
     """Place a call (Twilio `Calls.create`)."""
     received = received_at(request.state)
+    pairs = await _pairs(request)
+    # The store is synchronous: keep its I/O off the loop the call runtime runs on.
+    return await run_in_threadpool(_create, session, runtime, sid, authorization, pairs,
+                                   received)
+
+
+def _create(session: Session, runtime: CallRuntime, sid: str, authorization: str | None,
+            pairs: list[tuple[str, str]], received: float | None) -> Any:
     account_id = _account(session, authorization, sid)
-    form = await _form(request, CREATE_PARAMS)
+    form = Form(pairs, CREATE_PARAMS)
     to = _number(form.get("To"), "To", errors.TO_MISSING, errors.TO_INVALID)
     from_ = _number(form.get("From"), "From", errors.FROM_MISSING, errors.FROM_INVALID)
     caller_id = form.get("CallerId")
@@ -300,10 +311,20 @@ def fetch_call(session: SessionDep, sid: AccountSidPath, call: CallSidPath,
 async def update_call(request: Request, session: SessionDep, runtime: RuntimeDep,
                       sid: AccountSidPath, call: CallSidPath,
                       authorization: AuthHeader = None) -> Any:
-    """End a call (Status=completed|canceled) or move it to new TwiML (Url, Twiml)."""
+    """End a call (Status=completed|canceled)."""
+    pairs = await _pairs(request)
+    account_id, call_id, status = await run_in_threadpool(
+        _prepare_update, session, sid, call, authorization, pairs)
+    ended = await end_call(runtime, call_id, f"ended via the Twilio API (Status={status})",
+                           canceled=status == "canceled")
+    return await run_in_threadpool(_after_update, session, account_id, call, ended)
+
+
+def _prepare_update(session: Session, sid: str, call: str, authorization: str | None,
+                    pairs: list[tuple[str, str]]) -> tuple[str, str, str]:
     account_id = _account(session, authorization, sid)
     row, stored = _row(session, account_id, call)
-    form = await _form(request, UPDATE_PARAMS)
+    form = Form(pairs, UPDATE_PARAMS)
     status = form.get("Status")
     if status is not None and status not in ("completed", "canceled"):
         raise bad_parameter(errors.UNKNOWN_PARAMETER,
@@ -323,12 +344,16 @@ async def update_call(request: Request, session: SessionDep, runtime: RuntimeDep
                             "calls; this one is in progress: use Status=completed")
     row.ended_via_api = status
     session.commit()
-    ended = await end_call(runtime, stored.id, f"ended via the Twilio API (Status={status})",
-                           canceled=status == "canceled")
-    if not ended:
-        raise bad_parameter(errors.CALL_STATE, f"Call {call} is not in progress: it has ended")
+    return account_id, stored.id, status
+
+
+def _after_update(session: Session, account_id: str, call: str, ended: bool) -> Any:
     session.expire_all()
     row, stored = _row(session, account_id, call)
+    if not ended:  # it ended on its own meanwhile: the API did not end it
+        row.ended_via_api = None
+        session.commit()
+        raise bad_parameter(errors.CALL_STATE, f"Call {call} is not in progress: it has ended")
     return call_resource(row, stored)
 
 
