@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 from twilio_testkit import BUSY, NUMBER, SUBSCRIBER, CustomerApp, LegatoServer, Seen
@@ -51,3 +52,25 @@ def test_failed_deliveries_are_retried_in_order(legato: LegatoServer,
     assert [s.get("SequenceNumber") for s in seen] == ["0", "0", "0", "1"]
     assert [s.get("CallStatus") for s in seen][-1] == "busy"
     assert all(s.valid(key) for s in seen)
+
+
+def test_a_policy_rejection_still_gets_its_one_final_callback(
+        legato: LegatoServer, customer: CustomerApp) -> None:
+    _, sid, key = legato.account()
+    r = httpx.post(legato.base + "/v1/numbers", headers={"Authorization": f"Bearer {key}"},
+                   json={"number": NUMBER, "config": {"dnd": [SUBSCRIBER]}})
+    assert r.status_code == 201, r.text
+    client = Client(sid, key, environment={})
+    client.api.base_url = legato.base
+    r2 = VoiceResponse()
+    r2.say("never played")
+    call = client.calls.create(to=SUBSCRIBER, from_=NUMBER, twiml=str(r2),
+                               status_callback=customer.base + "/status",
+                               status_callback_event=["initiated", "ringing", "answered",
+                                                      "completed"])
+    seen = customer.wait_for("/status", 2)
+    assert [s.get("CallStatus") for s in seen] == ["initiated", "failed"]
+    final = seen[-1]
+    assert final.get("LegatoStatus") == "DND" and final.get("LegatoAdmissionRule")
+    assert final.get("CallDuration") == "0" and final.get("SipResponseCode") is None
+    assert final.valid(key) and client.calls(call.sid).fetch().status == "failed"
