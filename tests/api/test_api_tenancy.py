@@ -12,6 +12,8 @@ from .api_testkit import AGENT, CUSTOMER, NUMBER, NUMBER_B
 
 #: Each route with a request that would succeed for the owner (filled in per test).
 ROUTES = {
+    ("GET", "/v1/account/settings"),
+    ("PUT", "/v1/account/settings"),
     ("POST", "/v1/numbers"),
     ("GET", "/v1/numbers"),
     ("GET", "/v1/numbers/{number}"),
@@ -88,6 +90,9 @@ def test_no_account_sees_or_changes_another_accounts_data(server: Any) -> None:
     call_id = a.call().json()["id"]
     a.wait(call_id)
 
+    # account settings
+    assert a.put("/v1/account/settings", json={"allowed_countries": ["IN"]}).status_code == 200
+    assert b.get("/v1/account/settings").json()["allowed_countries"] is None
     # numbers
     assert [n["number"] for n in b.get("/v1/numbers").json()["data"]] == [NUMBER_B]
     assert b.get(f"/v1/numbers/{NUMBER}").status_code == 404

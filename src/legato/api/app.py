@@ -14,7 +14,7 @@ from fastapi import FastAPI
 import legato
 from legato.api import problems
 from legato.api.arrival import ArrivalTime
-from legato.api.routers import calls, numbers, policies, reports, sim, webhooks
+from legato.api.routers import account, calls, numbers, policies, reports, sim, webhooks
 from legato.service.dnd import DndSource
 from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
@@ -87,6 +87,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(ArrivalTime)
+    app.include_router(account.router)
     app.include_router(numbers.router)
     app.include_router(policies.router)
     app.include_router(calls.router)

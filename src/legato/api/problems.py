@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from legato.core.errors import KeyProblem
+
 log = logging.getLogger("legato.api")
 
 PROBLEM_JSON = "application/problem+json"
@@ -112,6 +114,9 @@ def field_errors(
                 if loc and loc[0] in ("body", "query", "path", "header", "cookie")
                 else "body"
             )
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyProblem):  # the validator named the exact key or item
+            loc = [*loc, *cause.path]
         rule = str(error.get("type", "invalid"))
         if rule == "value_error" and error.get("ctx", {}).get("rule"):
             rule = str(error["ctx"]["rule"])

@@ -8,8 +8,8 @@ which pre-dial status stops the call and why (which list, which rule, which holi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import datetime
+from typing import Protocol
 
 from legato.core.catalogue import Service, Status
 from legato.core.config import NumberConfig
@@ -125,7 +125,8 @@ def admit(policy: Policy, request: AdmissionRequest, now: datetime,
     return _admit_outgoing(policy, request)
 
 
-def _admit_inbound(policy: Policy, request: AdmissionRequest, now: datetime, in_use: int) -> Verdict:
+def _admit_inbound(policy: Policy, request: AdmissionRequest, now: datetime,
+                   in_use: int) -> Verdict:
     caller = request.leg1[0]
     entry = policy.blacklist.match(caller)
     if entry is not None:

@@ -218,6 +218,18 @@ def _unique_numbers(numbers: list[str]) -> list[str]:
     return out
 
 
+def _countries(value: list[str] | None) -> list[str] | None:
+    """ISO 3166 alpha-2 codes phonenumbers knows; a bad one is named by its index."""
+    return None if value is None else each(
+        value, lambda v: next(iter(validate_allowed_countries([v]))))
+
+
+def _types(value: list[str] | None) -> list[str] | None:
+    """phonenumbers' number types in lower case; a bad one is named by its index."""
+    return None if value is None else each(
+        value, lambda v: next(iter(validate_allowed_number_types([v]))))
+
+
 class NumberConfig(_Strict):
     """Everything that decides how calls to or from a Legato number behave."""
 
@@ -253,17 +265,28 @@ class NumberConfig(_Strict):
     def _dnd(cls, value: list[str]) -> list[str]:
         return each(value, normalize_number)
 
-    @field_validator("allowed_countries")
-    @classmethod
-    def _countries(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else each(
-            value, lambda v: next(iter(validate_allowed_countries([v]))))
+    _countries = field_validator("allowed_countries")(staticmethod(_countries))
+    _types = field_validator("allowed_number_types")(staticmethod(_types))
 
-    @field_validator("allowed_number_types")
-    @classmethod
-    def _types(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else each(
-            value, lambda v: next(iter(validate_allowed_number_types([v]))))
+
+class AccountSettings(_Strict):
+    """Account-wide defaults for the policies of the numbers Legato dials out for
+    (click-to-call, outbound). A number's own `config` overrides each of them."""
+
+    allowed_countries: list[str] | None = None
+    allowed_number_types: list[str] | None = None
+    dnd_scrub: bool | None = None
+
+    _countries = field_validator("allowed_countries")(staticmethod(_countries))
+    _types = field_validator("allowed_number_types")(staticmethod(_types))
+
+    def apply_to(self, number_config: dict[str, Any]) -> dict[str, Any]:
+        """The number's config document with the account's defaults filled in where the
+        number sets nothing of its own."""
+        merged = dict(number_config)
+        for key, value in self.model_dump(exclude_none=True).items():
+            merged.setdefault(key, value)
+        return merged
 
 
 def _blacklist_entry(entry: str) -> str:

@@ -9,21 +9,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from legato.core.catalogue import Service
-from legato.core.config import NumberConfig
+from legato.core.config import AccountSettings, NumberConfig
 from legato.service.spec import CallOrder
-from legato.store.models import Call, Number
+from legato.store.models import Account, Call, Number
 
 #: Request fields that override the number's configuration for one call.
 OVERRIDES = ("ring_timeout", "max_duration", "flow")
 
 
-def effective_config(base: dict[str, Any], request: dict[str, Any]) -> NumberConfig:
-    """The number's configuration with the call's own overrides applied, validated."""
-    merged = dict(base)
+def effective_config(base: dict[str, Any], request: dict[str, Any],
+                     account_settings: dict[str, Any] | None = None) -> NumberConfig:
+    """The number's configuration, with the account's defaults where the number sets
+    nothing and the call's own overrides on top, validated."""
+    merged = AccountSettings.model_validate(account_settings or {}).apply_to(base)
     for key in OVERRIDES:
         if request.get(key) is not None:
             merged[key] = request[key]
     return NumberConfig.model_validate(merged)
+
+
+def _account_settings(session: Session, account_id: str) -> dict[str, Any]:
+    account = session.get(Account, account_id)
+    return dict(account.settings or {}) if account is not None else {}
 
 
 def sides(
@@ -56,7 +63,8 @@ def order_for(
         number=call.number,
         leg1=leg1,
         leg2=leg2,
-        config=effective_config(number.config if number else {}, request),
+        config=effective_config(number.config if number else {}, request,
+                                _account_settings(session, call.account_id)),
         started_at=call.started_at,
         category=request.get("dnd_category"),
         transactional=bool(request.get("transactional", False)),
