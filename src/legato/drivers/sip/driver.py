@@ -252,6 +252,11 @@ class SipDriver:
         self._clock = clock
         self.on_change = on_change
 
+    def _ua_now(self) -> float:
+        """The SIP stack's clock (the transport's loop), whatever clock the engine runs on."""
+        assert self._transport is not None, "the driver is not started"
+        return self._transport.loop.time()
+
     # The `SimNetwork` surface the live runtime drives: a real network runs by itself.
     def run(self, until: float | None = None) -> None:
         """Nothing to advance: SIP events and engine timers arrive on the loop."""
@@ -317,7 +322,8 @@ class SipDriver:
             # Flow IV: the first leg of a call we place (not an incoming one) is parked.
             sc.parked.add(leg)
             sc.late_offer[leg] = body
-            self.ua.ack(event.leg, self.now(), held_answer(body, self.local[0]) if body else b"")
+            held = held_answer(body, self.local[0]) if body else b""
+            self.ua.ack(event.leg, self._ua_now(), held)
         else:
             sc.late_offer[leg] = body  # answered in the ACK once the bridge says how
         self._feed(sc, LegAnswered(leg))
@@ -345,11 +351,11 @@ class SipDriver:
         peer = sc.peer.get(leg)
         if body and peer is not None and peer in sc.late_offer and peer in sc.ua:
             del sc.late_offer[peer]
-            self.ua.ack(sc.ua[peer], self.now(), body)
+            self.ua.ack(sc.ua[peer], self._ua_now(), body)
 
     def _dialog_request(self, sc: _SipCall, leg: int, event: ev.DialogRequest) -> None:
         """re-INVITE, UPDATE, INFO on a bridged leg go to the other leg unchanged."""
-        request, now = event.request, self.now()
+        request, now = event.request, self._ua_now()
         if (sc.media is not None and request.method == "INFO"
                 and sc.media.info(leg, request.get("Content-Type"), request.body)):
             self.ua.respond_request(event.request_id, 200, now)  # DTMF: Digits follows
@@ -390,13 +396,13 @@ class SipDriver:
         body = response.body if response is not None else b""
         content_type = (response.get("Content-Type") if response is not None else None) or ""
         self.ua.respond_request(
-            request_id, event.status, self.now(), body=body,
+            request_id, event.status, self._ua_now(), body=body,
             content_type=content_type or "application/sdp",
         )
 
     # ------------------------------------------------------------ incoming calls
     def _incoming(self, event: ev.IncomingCall) -> None:
-        request, now, ua = event.request, self.now(), self.ua
+        request, now, ua = event.request, self._ua_now(), self.ua
         try:
             dialled = SipURI.parse(request.uri).user or ""
         except RemoteProtocolError:
@@ -427,7 +433,8 @@ class SipDriver:
             started_at=datetime.now(UTC),
             lines_in_use=self._lines[number],
         )
-        call = self.call_factory(spec, now)
+        start = self.now()  # the engine's clock
+        call = self.call_factory(spec, start)
         sc = _SipCall(call, self.on_incoming_done, number)
         if self.media is not None and audio_steps(config.flow):
             sc.media = self.media.call(lambda event: self._media_event(sc, event), spec.id)
@@ -441,7 +448,7 @@ class SipDriver:
         self._legs[event.leg] = (sc, 0)
         if request.body:
             sc.offer[0] = request.body
-        self._input(sc, lambda: call.start(now))
+        self._input(sc, lambda: call.start(start))
 
     def _policy(self, config: NumberConfig) -> Policy:
         """Policies compiled once per number configuration (blacklist, hours, lines)."""
@@ -522,9 +529,11 @@ class SipDriver:
             handler(self, sc, command)
 
     def _dial(self, sc: _SipCall, command: Dial) -> None:
-        now, leg = self.now(), command.leg
+        now, leg = self._ua_now(), command.leg
         route = self._route(command.number, now)
         if route is None:
+            log.warning("call %s: no trunk serves %s and no phone is registered for it",
+                        sc.call.spec.id, command.number)
             sc.later.append(LegFailed(leg, None))  # nowhere to send it: no response at all
             return
         request_uri, destination, credentials = route
@@ -571,12 +580,12 @@ class SipDriver:
     def _cancel(self, sc: _SipCall, command: Cancel) -> None:
         ua_leg = sc.ua.get(command.leg)
         if ua_leg is not None:
-            self.ua.cancel(ua_leg, self.now())  # the final response comes back as an event
+            self.ua.cancel(ua_leg, self._ua_now())  # the final response comes back as an event
 
     def _ring(self, sc: _SipCall, command: Ring) -> None:
         ua_leg = sc.ua.get(command.leg)
         if ua_leg is not None:
-            self.ua.respond(ua_leg, 180, self.now())
+            self.ua.respond(ua_leg, 180, self._ua_now())
 
     def _answer(self, sc: _SipCall, command: Answer) -> None:
         leg = command.leg
@@ -592,24 +601,24 @@ class SipDriver:
                 body = sc.media.answer(leg)
             except SdpError as exc:
                 log.warning("call %s: caller's SDP refused: %s", sc.call.spec.id, exc)
-                self.ua.respond(ua_leg, 488, self.now(), reason=reason_for(65))
+                self.ua.respond(ua_leg, 488, self._ua_now(), reason=reason_for(65))
                 self._drop_leg(sc, leg, ua_leg)
                 sc.later.append(LegHangup(leg, 65))
                 return
         sc.offer.pop(leg, None)
-        self.ua.respond(ua_leg, 200, self.now(), body=body)
+        self.ua.respond(ua_leg, 200, self._ua_now(), body=body)
 
     def _reject(self, sc: _SipCall, command: Reject) -> None:
         ua_leg = sc.ua.get(command.leg)
         if ua_leg is not None:
-            self.ua.respond(ua_leg, command.sip_code, self.now(),
+            self.ua.respond(ua_leg, command.sip_code, self._ua_now(),
                             reason=reason_for(command.q850_cause))
             self._drop_leg(sc, command.leg, ua_leg)
 
     def _hangup(self, sc: _SipCall, command: Hangup) -> None:
         ua_leg = sc.ua.get(command.leg)
         if ua_leg is not None:
-            self.ua.hangup(ua_leg, self.now(), reason_for(command.q850_cause))
+            self.ua.hangup(ua_leg, self._ua_now(), reason_for(command.q850_cause))
 
     def _bridge(self, sc: _SipCall, command: Bridge) -> None:
         """Flow IV's last steps: leg 2's offer goes to the parked leg 1 in a re-INVITE; its
@@ -628,10 +637,10 @@ class SipDriver:
             offer = sc.late_offer[other]
             if not offer:  # leg 2 offered nothing: nothing to connect in signalling
                 del sc.late_offer[other]
-                self.ua.ack(other_ua, self.now())
+                self.ua.ack(other_ua, self._ua_now())
                 continue
             sc.reinvite[parked] = other
-            self.ua.request(parked_ua, "INVITE", self.now(), body=offer)
+            self.ua.request(parked_ua, "INVITE", self._ua_now(), body=offer)
 
     def _reconnected(self, sc: _SipCall, parked: int, event: ev.DialogResponse) -> None:
         other = sc.reinvite.pop(parked)
@@ -641,11 +650,11 @@ class SipDriver:
             return
         response = event.response
         if response is not None and 200 <= event.status < 300 and response.body:
-            self.ua.ack(other_ua, self.now(), response.body)
+            self.ua.ack(other_ua, self._ua_now(), response.body)
             return
         log.warning("call %s: leg 1 refused the re-INVITE (%s); leg 2 stays held",
                     sc.call.spec.id, event.status)
-        self.ua.ack(other_ua, self.now(), held_answer(offer, self.local[0]) if offer else b"")
+        self.ua.ack(other_ua, self._ua_now(), held_answer(offer, self.local[0]) if offer else b"")
 
     def _play(self, sc: _SipCall, command: Play | Gather) -> None:
         if sc.media is not None:
@@ -671,7 +680,7 @@ class SipDriver:
             del sc.ua[leg]
 
     def _end_all_legs(self, sc: _SipCall) -> None:
-        now = self.now()
+        now = self._ua_now()
         for ua_leg in list(sc.ua.values()):
             with contextlib.suppress(LocalProtocolError):
                 self.ua.hangup(ua_leg, now, reason_for(41))
