@@ -202,7 +202,7 @@ class CallbackSender:
 
     def __init__(self, database: Database, client: httpx.AsyncClient, *,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0,
-                 poll: float = 0.2, batch: int = 200) -> None:
+                 poll: float = 0.2, batch: int = 200, concurrency: int = 16) -> None:
         self.database = database
         self.client = client
         self.max_attempts = max_attempts
@@ -212,6 +212,7 @@ class CallbackSender:
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)  # receivers are not flooded
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
@@ -268,11 +269,17 @@ class CallbackSender:
 
     async def _send(self, cb: dict[str, Any]) -> tuple[int, int | None, str | None]:
         url, headers, body = signed_request(cb["token"], cb["method"], cb["url"], cb["params"])
-        try:
-            response = await self.client.request(cb["method"], url, headers=headers,
-                                                 content=body)
-        except httpx.HTTPError as exc:
-            return cb["id"], None, f"{type(exc).__name__}: {exc}"
+        async with self._slots:
+            try:
+                try:
+                    response = await self.client.request(cb["method"], url, headers=headers,
+                                                         content=body)
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # a kept-alive connection the receiver had closed: one fresh try
+                    response = await self.client.request(cb["method"], url, headers=headers,
+                                                         content=body)
+            except httpx.HTTPError as exc:
+                return cb["id"], None, f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
             return cb["id"], response.status_code, None
         return cb["id"], response.status_code, f"HTTP {response.status_code}"
