@@ -29,6 +29,18 @@ def serve(
             readable=True,
         ),
     ] = None,
+    sip_listen: Annotated[
+        str, typer.Option("--sip-listen", help="sip: HOST:PORT to receive and send SIP on.")
+    ] = "127.0.0.1:5060",
+    trunk: Annotated[
+        str | None, typer.Option(help="sip: sip:HOST:PORT of the carrier proxy to dial.")
+    ] = None,
+    trunk_user: Annotated[
+        str | None, typer.Option(help="sip: the trunk's digest username.")
+    ] = None,
+    trunk_password: Annotated[
+        str | None, typer.Option(help="sip: the trunk's digest password.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the REST API (docs at /docs); migrations run first."""
@@ -39,6 +51,18 @@ def serve(
 
     if driver not in ("sim", "sip"):
         fail(f"--driver: must be sim or sip, not {driver!r}", 2)
+    extra = {}
+    if driver == "sip":
+        from legato.drivers.sip import SipConfigError, SipDriverConfig, Trunk, parse_listen
+
+        try:
+            trunks = () if trunk is None else (
+                Trunk.parse(trunk, username=trunk_user, password=trunk_password),)
+            sip = SipDriverConfig(listen=parse_listen(sip_listen), trunks=trunks)
+        except SipConfigError as exc:
+            fail(str(exc), 2)
+        if "sip" in ServerSettings.__dataclass_fields__:  # the API app runs the sip driver
+            extra["sip"] = sip
     database = open_store(db)  # migrate now, so a bad URL fails before binding the port
     url = database.url
     database.dispose()
@@ -49,6 +73,7 @@ def serve(
                 driver=driver,  # type: ignore[arg-type]
                 sim_speed=sim_speed,
                 phones=phones,
+                **extra,
             )
         )
     except PhonesError as exc:

@@ -143,6 +143,10 @@ class CallRuntime:
     def _dnd_for(self, order: CallOrder) -> DndLookup | None:
         return None if self.dnd is None else self.dnd.lookup_for(order.config)
 
+    def wake(self) -> None:
+        """A real network changed a call outside the pump: persist its live state now."""
+        self._wake.set()
+
     def virtual_now(self) -> float:
         """The network's clock: loop seconds since start, times the speed."""
         assert self._loop is not None, "the runtime is not started"
