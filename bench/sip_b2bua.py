@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -340,6 +341,9 @@ async def main_async(args: argparse.Namespace) -> int:
         print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
         return 2
     servers = ["legato", "sippy"] if args.only is None else [args.only]
+    if "sippy" in servers and importlib.util.find_spec("sippy") is None:
+        print("sippy is not installed (pip install sippy): the peer is skipped", file=sys.stderr)
+        servers.remove("sippy")
     results: dict[str, list[Step]] = {}
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="sip_b2bua_") as tmp:
