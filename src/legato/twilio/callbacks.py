@@ -14,12 +14,14 @@ import contextlib
 import logging
 import math
 import random
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
+from sqlalchemy import event as sa_event
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
@@ -111,6 +113,18 @@ def callback_params(row: TwilioCall, record: dict[str, Any], event: str, sequenc
     return params
 
 
+_wakers: list[Callable[[], object]] = []
+_wakers_lock = threading.Lock()
+
+
+def _wake_senders(_session: Session) -> None:
+    with _wakers_lock:
+        wakers = list(_wakers)
+    for wake in wakers:
+        with contextlib.suppress(Exception):  # a closed loop must not fail a commit
+            wake()
+
+
 def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
     """Queue the callbacks these call writes imply (same transaction); returns how many."""
     ids = {w.call_id for w in writes}
@@ -138,6 +152,8 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
             row.next_sequence += 1
             queued += 1
         row.reported = reported
+    if queued:  # the sender learns of them once they are committed
+        sa_event.listen(session, "after_commit", _wake_senders, once=True)
     return queued
 
 
@@ -202,7 +218,7 @@ class CallbackSender:
 
     def __init__(self, database: Database, client: httpx.AsyncClient, *,
                  max_attempts: int = 8, base_delay: float = 1.0, max_delay: float = 300.0,
-                 poll: float = 0.2, batch: int = 200, concurrency: int = 16) -> None:
+                 poll: float = 2.0, batch: int = 200, concurrency: int = 16) -> None:
         self.database = database
         self.client = client
         self.max_attempts = max_attempts
@@ -213,12 +229,20 @@ class CallbackSender:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)  # receivers are not flooded
+        self._waker: Callable[[], object] = lambda: None
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._waker = lambda: loop.call_soon_threadsafe(self._wake.set)
+        with _wakers_lock:
+            _wakers.append(self._waker)
         self._task = asyncio.create_task(self._run(), name="legato-twilio-callbacks")
 
     async def stop(self) -> None:
+        with _wakers_lock:
+            if self._waker in _wakers:
+                _wakers.remove(self._waker)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,6 +254,7 @@ class CallbackSender:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before looking: a wake-up during the pass is not lost
             try:
                 due = await asyncio.to_thread(self._due)
                 if due:
@@ -238,7 +263,6 @@ class CallbackSender:
                     continue
             except Exception:  # the sender keeps serving; the rows stay pending
                 log.exception("twilio callback delivery pass failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll)
 
