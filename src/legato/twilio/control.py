@@ -27,7 +27,7 @@ def _end_now(runtime: CallRuntime, call_id: str, reason: str, canceled: bool) ->
     if active is not None:
         network._after(active, now)  # carry out the Cancel/Hangup commands now
     runtime._step()
-    runtime._wake.set()
+    runtime.wake()
     return True
 
 

@@ -19,7 +19,7 @@ async def attach(app: FastAPI) -> AsyncIterator[None]:
     runtime = app.state.runtime
     database = app.state.database
     client = httpx.AsyncClient(timeout=10.0, follow_redirects=True)
-    fetcher = HttpFlowFetcher(database, client, wake=lambda: runtime._wake.set())
+    fetcher = HttpFlowFetcher(database, client, wake=runtime.wake)
     if runtime.network.fetcher is None:
         runtime.network.fetcher = fetcher
     runtime.on_writes = chain(runtime.on_writes, on_call_writes)
