@@ -63,6 +63,8 @@ class Claim:
     body: bytes
     keys: tuple[bytes, ...]
     attempts: int
+    #: time.monotonic() just before the lease was taken: the lease runs from there.
+    leased_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +231,7 @@ class DeliveryWorker:
             if self.database.backend == "postgresql":
                 stmt = stmt.with_for_update(of=d, skip_locked=True)
             ids = self._with_successors(session, list(session.scalars(stmt)), now)
+            leased_at = time.monotonic()
             claims: list[Claim] = []
             if ids:
                 got = list(
@@ -244,7 +247,7 @@ class DeliveryWorker:
                     )
                 )
                 if got:
-                    claims = self._load(session, got, now)
+                    claims = self._load(session, got, now, leased_at)
             next_due = session.scalar(
                 select(func.min(d.next_attempt_at)).where(
                     d.state == PENDING, d.next_attempt_at > now
@@ -285,7 +288,7 @@ class DeliveryWorker:
                 stopped.add(key)
         return sorted(out)
 
-    def _load(self, session: Any, ids: list[int], now: datetime) -> list[Claim]:
+    def _load(self, session: Any, ids: list[int], now: datetime, leased_at: float) -> list[Claim]:
         d, e = WebhookDelivery, WebhookEndpoint
         rows = session.execute(
             select(
@@ -323,6 +326,7 @@ class DeliveryWorker:
                     body=r.body.encode("utf-8"),
                     keys=keys[r.endpoint_id],
                     attempts=r.attempts,
+                    leased_at=leased_at,
                 )
             )
         return claims
@@ -331,10 +335,16 @@ class DeliveryWorker:
     async def _send_run(self, run: list[Claim]) -> None:
         """Send a call's claimed events to one endpoint in order; stop at the first
         failure and hand the rest back (they wait behind the failed one)."""
+        budget = self.settings.lease - self.settings.timeout - 1.0
         for i, claim in enumerate(run):
-            outcome = await self._send(claim)
-            if not outcome.ok:
-                for rest in run[i + 1 :]:
+            # Only start an attempt that ends within the lease: past it, another worker
+            # may take the delivery over, and it would be sent twice.
+            if i and time.monotonic() - claim.leased_at > budget:
+                outcome = None
+            else:
+                outcome = await self._send(claim)
+            if outcome is None or not outcome.ok:
+                for rest in run[i if outcome is None else i + 1 :]:
                     self._results.put_nowait(Release(rest.delivery_id))
                 return
 
