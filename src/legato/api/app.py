@@ -15,6 +15,7 @@ import legato
 from legato.api import problems
 from legato.api.arrival import ArrivalTime
 from legato.api.routers import account, calls, numbers, policies, reports, sim, webhooks
+from legato.drivers.sip import SipDriver, SipDriverConfig
 from legato.service.dnd import DndSource
 from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
@@ -41,6 +42,7 @@ class ServerSettings:
     driver: Literal["sim", "sip"] = "sim"
     sim_speed: float = 1.0
     phones: Path | None = None
+    sip: SipDriverConfig | None = None  # --driver sip: listen address and trunks
 
 
 class DriverUnavailable(RuntimeError):
@@ -50,23 +52,24 @@ class DriverUnavailable(RuntimeError):
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """A ready-to-serve app; the lifespan opens the store, migrates it and starts the runtime."""
     settings = settings or ServerSettings()
-    if settings.driver != "sim":
-        raise DriverUnavailable(
-            "the sip driver cannot yet run calls in `legato serve`: start with --driver sim"
-        )
+    if settings.driver == "sip" and settings.sip is None:
+        raise DriverUnavailable("--driver sip needs its settings (--sip-listen, --trunk)")
     phones, default = load_phones(settings.phones)  # bad files fail before the server starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.db_url)
         await asyncio.to_thread(database.upgrade)
+        sip = await SipDriver.open(settings.sip) if settings.sip is not None else None
         runtime = CallRuntime(
             database,
-            SimNetwork(phones, default),
-            settings.sim_speed,
+            sip or SimNetwork(phones, default),  # type: ignore[arg-type]
+            1.0 if sip is not None else settings.sim_speed,
             on_writes=on_call_writes,
             dnd=DndSource(database.engine),
         )
+        if sip is not None:  # engine on the runtime's clock; live states written as they change
+            sip.follow(runtime.virtual_now, lambda _call: runtime.wake())
         app.state.database = database
         app.state.runtime = runtime
         await runtime.start()
@@ -74,6 +77,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             yield
         finally:
             await runtime.stop()
+            if sip is not None:
+                await sip.close()  # hangs up what the runtime ended
             database.dispose()
 
     app = FastAPI(
