@@ -335,7 +335,7 @@ def main() -> None:
             str(r["missing"]),
         )
     Console().print(table)
-    print("goal: p99 < 100 ms; events = requests the receiver got (8 per call with every type)")
+    print("goal: p99 < 100 ms; events = requests received (8 per call with every type)")
     headline = " ".join(
         f"{r['backend']}_p50_ms={r['p50']:.1f} {r['backend']}_p99_ms={r['p99']:.1f} "
         f"{r['backend']}_calls_per_s={r['rate']:.0f} {r['backend']}_missing={r['missing']}"
