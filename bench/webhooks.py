@@ -301,7 +301,9 @@ def main() -> None:
             workdir = Path(tmp) / backend
             workdir.mkdir()
             results.append(run_backend(backend.strip(), args.rate, seconds, workdir))
-    table = Table(min_width=150, title=f"call end -> call.completed received ({args.rate:g} calls/s offered)")
+    table = Table(
+        min_width=150, title=f"call end -> call.completed received ({args.rate:g} calls/s offered)"
+    )
     for col in (
         "store",
         "calls",
