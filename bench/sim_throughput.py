@@ -199,6 +199,15 @@ def bench_day_sharded(calls: int, workers: int) -> tuple[float, Counter[str]]:
     return time.perf_counter() - t, statuses
 
 
+def calibration_us() -> float:
+    """How fast this machine runs plain Python right now (µs for sum(range(1000)), best of
+    20): lets runs on a noisy shared machine be compared. About 8-10 µs on a quiet modern
+    core."""
+    import timeit
+
+    return min(timeit.repeat("sum(range(1000))", number=2000, repeat=20)) / 2000 * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
@@ -220,6 +229,7 @@ def main() -> None:
     assert sharded_statuses == day_statuses, "the sharded day must be the same day"
     scale = 1_000_000 / day_calls
     load = os.getloadavg()[0]
+    calibration = calibration_us()
 
     console = Console()
     table = Table(title=f"sim throughput, one process (load average {load:.1f} on "
@@ -248,7 +258,7 @@ def main() -> None:
     print(f"calls_per_second={cps:.0f} calls_per_cpu_second={cps_cpu:.0f} "
           f"day_1m_seconds={day_seconds * scale:.1f} day_1m_cpu_seconds={day_cpu * scale:.1f} "
           f"day_1m_sharded_seconds={sharded_seconds * scale:.1f} workers={args.workers} "
-          f"statuses_seen={len(statuses)} load={load:.1f}")
+          f"statuses_seen={len(statuses)} load={load:.1f} calibration_us={calibration:.1f}")
 
 
 if __name__ == "__main__":
