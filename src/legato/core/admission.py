@@ -53,7 +53,7 @@ def _set(values: list[str] | None) -> frozenset[str] | None:
 
 
 class AdmissionRequest(Protocol):
-    """What admission reads of a call (a `CallRequest`, or the engine's `CallSpec`)."""
+    """What admission reads of a call (the engine's `CallSpec` has all of it)."""
 
     @property
     def service(self) -> Service: ...
@@ -67,18 +67,6 @@ class AdmissionRequest(Protocol):
     def category(self) -> int | None: ...
     @property
     def transactional(self) -> bool: ...
-
-
-@dataclass(slots=True)
-class CallRequest:
-    """Who is calling whom. leg1: caller / agents / subscriber; leg2: customers."""
-
-    service: Service
-    number: str
-    leg1: tuple[str, ...]
-    leg2: tuple[str, ...] = ()
-    category: int | None = None
-    transactional: bool = False
 
 
 @dataclass(slots=True)

@@ -99,7 +99,7 @@ class DialArgs(_Strict):
     @field_validator("to")
     @classmethod
     def _numbers(cls, value: list[str]) -> list[str]:
-        return _unique_numbers(value)
+        return unique_numbers(value)
 
 
 class GatherArgs(_Strict):
@@ -207,7 +207,7 @@ def parse_flow(data: Any) -> list[Step]:
     return _FLOW.validate_python(data)
 
 
-def _unique_numbers(numbers: list[str]) -> list[str]:
+def unique_numbers(numbers: list[str]) -> list[str]:
     """E.164-normalise a list of numbers; a number given twice is an error."""
     out = each(numbers, normalize_number)
     seen: set[str] = set()

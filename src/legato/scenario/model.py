@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from legato.core.catalogue import Service, Status
-from legato.core.config import NumberConfig, _unique_numbers, find_answer
+from legato.core.config import NumberConfig, find_answer, unique_numbers
 from legato.core.errors import KeyProblem
 from legato.core.policy.permissions import normalize_number
 from legato.sim.phones import PhoneBehaviour
@@ -72,7 +72,7 @@ class Scenario(BaseModel):
     @field_validator("from_", "to")
     @classmethod
     def _numbers(cls, value: list[str]) -> list[str]:
-        return _unique_numbers(value)
+        return unique_numbers(value)
 
     @field_validator("phones", mode="before")
     @classmethod
