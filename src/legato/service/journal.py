@@ -15,6 +15,7 @@ from legato.core import events as ev
 from legato.core.config import parse_flow
 from legato.core.engine import Call
 from legato.core.events import Command, Dial, Event
+from legato.core.outcomes import Outcome
 
 _EVENT_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
@@ -23,7 +24,9 @@ _EVENT_TYPES: dict[str, type[Any]] = {
 
 log = logging.getLogger("legato.service")
 
-Entry = list[Any]  # ["start", t] | ["timer", t] | ["event", t, {"type": ..., ...}]
+#: ["start", t] | ["timer", t] | ["event", t, {"type": ..., ...}]
+#: | ["terminate", t, reason, cut outcome or None] (the API or an operator ended the call)
+Entry = list[Any]
 
 
 def encode_event(event: Event) -> dict[str, Any]:
@@ -75,6 +78,8 @@ def replay(call: Call, journal: list[Entry]) -> None:
             call.handle_timer(t)
         elif kind == "event":
             call.handle(decode_event(entry[2]), t)
+        elif kind == "terminate":
+            call.terminate(t, entry[2], Outcome(entry[3]) if entry[3] else None)
         else:
             raise ValueError(f"unknown journal entry {kind!r}")
         call.commands.clear()
@@ -137,6 +142,11 @@ class JournaledCall:
 
     def handle_timer(self, now: float) -> None:
         self._feed(["timer", now], lambda: self.call.handle_timer(now), now)
+
+    def terminate(self, now: float, reason: str, cut: Outcome | None = None) -> None:
+        """End the call as the platform from outside its flow (the API, an operator)."""
+        entry = ["terminate", now, reason, None if cut is None else cut.value]
+        self._feed(entry, lambda: self.call.terminate(now, reason, cut), now)
 
     def _feed(self, entry: Entry, step: Any, now: float) -> None:
         if self.error is not None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from legato.core.catalogue import Service
 from legato.core.engine import create_call
+from legato.core.outcomes import Outcome
 from legato.core.policy.dnd import DndLookup
 from legato.core.record import CallRecord
 from legato.service.dnd import DndSource
@@ -88,6 +89,7 @@ class CallRuntime:
         self.on_writes = on_writes
         self.dnd = dnd
         self._active: dict[str, JournaledCall] = {}
+        self._handles: dict[str, Any] = {}  # call id -> the network's handle, for `act`
         self._snapshots: dict[str, dict[str, Any]] = {}
         self._lines: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -187,13 +189,48 @@ class CallRuntime:
         if order.service in (Service.INCOMING, Service.MISSED_CALL):
             self._lines[order.number] += 1
         # Placed as a factory: the network then drives the journaling wrapper, not the engine.
-        self.network.place(
+        self._handles[order.call_id] = self.network.place(
             lambda _when: jcall,  # type: ignore[arg-type,return-value]
             at=now,
             on_done=lambda rec: self._done(order, rec),
         )
         self._step()
         self._wake.set()
+
+    # ------------------------------------------------------------ acting on calls
+    async def end_call(self, call_id: str, reason: str, *, canceled: bool = False) -> bool:
+        """End a running call as the platform (the API, an operator): answered legs are
+        hung up, ringing ones cancelled (``canceled``: their outcome is CANCELLED) or cut
+        as a timer would cut them. False when the call is not running (any more).
+        Returns once the final record is in the store."""
+        cut = Outcome.CANCELLED if canceled else None
+
+        def end(call: JournaledCall, now: float) -> None:
+            call.terminate(now, reason, cut)
+
+        return await self.act(call_id, end)
+
+    async def act(self, call_id: str, step: Callable[[JournaledCall, float], None]) -> bool:
+        """Give a running call one journaled input from outside its flow, on the runtime's
+        loop, and wait until what it changed is stored. From any loop or thread's loop."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the runtime is not started")
+        if asyncio.get_running_loop() is loop:
+            return await self._act(call_id, step)
+        future = asyncio.run_coroutine_threadsafe(self._act(call_id, step), loop)
+        return await asyncio.wrap_future(future)
+
+    async def _act(self, call_id: str, step: Callable[[JournaledCall, float], None]) -> bool:
+        handle = self._handles.get(call_id)
+        if handle is None or call_id not in self._active:
+            return False
+        if not self.network.act(handle, step, self.virtual_now()):
+            return False
+        self._step()
+        self._wake.set()
+        await self.drain()
+        return True
 
     # ----------------------------------------------------------------- the pump
     def _step(self) -> None:
@@ -238,6 +275,7 @@ class CallRuntime:
 
     def _enqueue_final(self, call_id: str, jcall: JournaledCall, reason: str | None) -> None:
         self._active.pop(call_id, None)
+        self._handles.pop(call_id, None)
         jcall.dirty = False
         self._writes.put_nowait(
             _Write(

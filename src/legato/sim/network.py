@@ -73,8 +73,8 @@ class SimNetwork:
 
     # -------------------------------------------------------------------- calls
     def place(self, call: Call | Callable[[float], Call], at: float | None = None,
-              on_done: Callable[[CallRecord], None] | None = None) -> None:
-        """Start a call at virtual time ``at`` (default: now).
+              on_done: Callable[[CallRecord], None] | None = None) -> _Active:
+        """Start a call at virtual time ``at`` (default: now); returns its handle for `act`.
 
         ``call`` may be a factory taking the start time, for calls whose admission depends
         on the network's state when they arrive (lines in use).
@@ -82,6 +82,18 @@ class SimNetwork:
         active = _Active(call, on_done)
         when = self.now if at is None else at
         self._push(when, _TIMER, active, "start")
+        return active
+
+    def act(self, handle: _Active, step: Callable[[Any, float], None], now: float) -> bool:
+        """Give a running call an input from outside the network (the API ending or
+        redirecting it) at ``now``, and carry out what it says at once. False when the
+        call has not started yet or is over."""
+        if handle.done or not hasattr(handle.call, "spec"):  # over, or its factory not run
+            return False
+        self.now = max(self.now, now)
+        step(handle.call, self.now)
+        self._after(handle, self.now)
+        return True
 
     def run(self, until: float | None = None) -> None:
         """Advance the clock, handling everything due up to ``until`` (default: all)."""

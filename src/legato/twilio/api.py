@@ -35,7 +35,6 @@ from legato.store.models import Call
 from legato.store.types import utcnow
 from legato.twilio import errors
 from legato.twilio.accounts import authenticate
-from legato.twilio.control import end_call
 from legato.twilio.errors import TwilioError, bad_parameter
 from legato.twilio.ids import ACCOUNT_SID, CALL_SID, account_sid, call_sid
 from legato.twilio.models import TwilioCall
@@ -315,8 +314,8 @@ async def update_call(request: Request, session: SessionDep, runtime: RuntimeDep
     pairs = await _pairs(request)
     account_id, call_id, status = await run_in_threadpool(
         _prepare_update, session, sid, call, authorization, pairs)
-    ended = await end_call(runtime, call_id, f"ended via the Twilio API (Status={status})",
-                           canceled=status == "canceled")
+    ended = await runtime.end_call(call_id, f"ended via the Twilio API (Status={status})",
+                                   canceled=status == "canceled")
     return await run_in_threadpool(_after_update, session, account_id, call, ended)
 
 

@@ -268,7 +268,7 @@ class SipDriver:
         return self._lines[number]
 
     # ------------------------------------------------------------ placing calls
-    def place(self, call: Any, at: float | None = None, on_done: Done | None = None) -> None:
+    def place(self, call: Any, at: float | None = None, on_done: Done | None = None) -> _SipCall:
         """Start a call (click-to-call, outbound) now; `call` is an engine call or a factory
         taking the start time (the `SimNetwork.place` surface). `at` must be None: a real
         network has no future. Raises `UnsupportedFlow` for flows that need audio."""
@@ -283,6 +283,17 @@ class SipDriver:
         self.stats.calls += 1
         self._input(sc, lambda: call.start(now))
         self._flush()
+        return sc
+
+    def act(self, handle: _SipCall, step: Callable[[Any, float], None], now: float) -> bool:
+        """Give a running call an input from outside (the API ending or redirecting it)
+        and carry out what it says at once (the `SimNetwork.act` surface). False when
+        the call is over."""
+        if handle.done:
+            return False
+        self._input(handle, lambda: step(handle.call, max(now, self.now())))
+        self._flush()
+        return True
 
     # --------------------------------------------------------------- SIP -> engine
     def _on_sip(self, event: ev.Event) -> None:
@@ -538,6 +549,8 @@ class SipDriver:
             return
         request_uri, destination, credentials = route
         offer = sc.offer.get(0, b"")  # an incoming caller's offer goes to the agents
+        if self.media is not None and sc.number is not None and offer:
+            self._early_media(sc)
         if sc.media is not None and 0 in sc.media.sessions:
             offer = sc.media.offer(leg)  # the caller's media ends here: anchor the agent's
         domain = self.config.phone_domain
@@ -556,6 +569,26 @@ class SipDriver:
             sc.deferred.add(leg)
         sc.ua[leg] = ua_leg
         self._legs[ua_leg] = (sc, leg)
+
+    def _early_media(self, sc: _SipCall) -> None:
+        """Agents dialled before the flow answered the caller: anchor the caller's media
+        with a 183 and play ringback until an agent answers (docs/decisions.md)."""
+        assert self.media is not None
+        if sc.media is None:
+            sc.media = self.media.call(lambda event: self._media_event(sc, event),
+                                       sc.call.spec.id)
+        media, ua_leg = sc.media, sc.ua.get(0)
+        if (0 in media.sessions or ua_leg is None
+                or self.ua.leg_state(ua_leg) in ("confirmed", "terminated")):
+            return  # already anchored (IVR answered, or a second dial), or the caller left
+        media.offers[0] = sc.offer[0]
+        try:
+            body = media.early_media(0)
+        except SdpError as exc:  # e.g. no G.711: the agents get the caller's offer instead
+            log.info("call %s: no early media, caller's SDP: %s", sc.call.spec.id, exc)
+            media.drop(0)
+            return
+        self.ua.respond(ua_leg, 183, self._ua_now(), body=body)
 
     def _route(
         self, number: str, now: float
@@ -594,9 +627,7 @@ class SipDriver:
             return
         peer = sc.peer.get(leg)
         body = b""
-        if peer is not None:
-            body = sc.answer.get(peer) or sc.late_offer.get(peer, b"")
-        elif sc.media is not None:
+        if sc.media is not None and (peer is None or leg in sc.media.sessions):
             try:
                 body = sc.media.answer(leg)
             except SdpError as exc:
@@ -605,6 +636,8 @@ class SipDriver:
                 self._drop_leg(sc, leg, ua_leg)
                 sc.later.append(LegHangup(leg, 65))
                 return
+        elif peer is not None:
+            body = sc.answer.get(peer) or sc.late_offer.get(peer, b"")
         sc.offer.pop(leg, None)
         self.ua.respond(ua_leg, 200, self._ua_now(), body=body)
 
@@ -626,7 +659,9 @@ class SipDriver:
         RTP is relayed through Legato instead (media anchoring, docs/media.md)."""
         media = sc.media
         if media is not None and command.a in media.sessions and command.b in media.sessions:
-            media.bridge(command.a, command.b)
+            path = media.bridge(command.a, command.b, record=sc.call.spec.config.record)
+            if path is not None:
+                sc.call.record.recording = str(path)  # written when the bridge ends
             return
         for parked, other in ((command.a, command.b), (command.b, command.a)):
             if parked not in sc.parked or other not in sc.late_offer:
