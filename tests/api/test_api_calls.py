@@ -219,3 +219,25 @@ def test_national_dnd_registry_scrubs_live_calls(
     assert blocked["admission"]["verdict"] == "DND"
     allowed = api.wait(api.call(to=CUSTOMER).json()["id"])
     assert allowed["status"] == "ANSWER"
+
+
+def test_hangup_ends_a_live_call_as_the_platform(make_server: Any) -> None:
+    server = make_server(speed=10.0)
+    api = server.account()
+    api.add_number()
+    call_id = api.call(to=SLOW).json()["id"]
+    for _ in range(200):  # wait until leg 2 rings
+        doc = api.get(f"/v1/calls/{call_id}").json()
+        if len(doc["legs"]) == 2:
+            break
+        __import__("time").sleep(0.02)
+    r = api.post(f"/v1/calls/{call_id}/hangup")
+    assert r.status_code == 200, r.text
+    ended = r.json()
+    assert ended["state"] == "completed" and ended["disconnected_by"] == "platform"
+    assert [leg["outcome"] for leg in ended["legs"]] == ["ANSWERED", "CANCELLED"]
+    assert any(e["type"] == "terminated" for e in ended["events"])
+    assert api.get(f"/v1/calls/{call_id}").json() == ended
+    again = api.post(f"/v1/calls/{call_id}/hangup")
+    assert again.status_code == 409 and "not in progress" in again.json()["detail"]
+    assert api.post("/v1/calls/nope/hangup").status_code == 404

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from legato.api.arrival import received_at
 from legato.api.deps import AccountId, DatabaseDep, RuntimeDep, SessionDep
@@ -224,3 +225,28 @@ def get_call(
         return store.call_document(store.get_call(session, account, call_id))
     except NotFound:
         raise not_found(f"call {call_id}") from None
+
+
+@router.post(
+    "/{call_id}/hangup",
+    response_model=CallPublic,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def hangup_call(
+    call_id: Annotated[str, Path(max_length=64)],
+    session: SessionDep,
+    account: AccountId,
+    runtime: RuntimeDep,
+) -> Any:
+    """End a call in progress as the platform: answered legs are hung up, ringing ones
+    cancelled (CANCELLED). Answers with the final record; 409 when the call has ended."""
+    try:
+        await run_in_threadpool(store.get_call, session, account, call_id)
+    except NotFound:
+        raise not_found(f"call {call_id}") from None
+    ended = await runtime.end_call(call_id, "ended via the API (hangup)", canceled=True)
+    session.expire_all()
+    call = await run_in_threadpool(store.get_call, session, account, call_id)
+    if not ended:
+        raise ApiProblem(409, "Conflict", f"call {call_id} is not in progress (state {call.state})")
+    return store.call_document(call)
