@@ -544,6 +544,33 @@ def test_late_bye_after_the_call_ended_gets_200_then_481_after_64_t1(net: Net) -
     assert parse_message(data).status == 481  # type: ignore[union-attr]
 
 
+def test_bye_retransmitted_on_default_timers_gets_200_when_ours_are_fast() -> None:
+    """Our T1 is 100 ms (Timer J 6.4 s), the caller's the default 500 ms: its BYE may be
+    retransmitted 7.5 s after the first copy (0.5 + 1 + 2 + 4 s, our 200s lost). That copy
+    outlives our BYE transaction and must still get 200, not 481 (seen with SIPp -lost)."""
+    fast = UAConfig(B, timers=TimerConfig(t1=0.1, t2=0.8, t4=1.0))
+    net = Net(UserAgent(UAConfig(A)), UserAgent(fast))
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    captured: list[bytes] = []
+
+    def keep_byes(src: object, dst: object, data: bytes) -> bool:
+        if data.startswith(b"BYE"):
+            captured.append(data)
+        return False
+
+    net.drop = keep_byes
+    ua(net, A).bye(a_leg, net.now)
+    net.advance(0.1)
+    assert [type(e) for e in net.take(B)] == [ev.Ended]
+    for wait, status in ((7.4, 200), (25.0, 481)):  # 7.5 s, then past 32 s (64 x 500 ms)
+        net.advance(wait)
+        ua(net, B).receive_datagram(captured[0], A, net.now)  # the same transaction, late
+        ((data, _),) = ua(net, B).datagrams_to_send(net.now)
+        assert parse_message(data).status == status  # type: ignore[union-attr]
+
+
 def _invite(uri: str = "sip:b@127.0.0.1:5070", branch: str = "z9hG4bKe1") -> Request:
     return Request(
         "INVITE",

@@ -52,6 +52,9 @@ _REPLACEABLE = frozenset(("Max-Forwards", "Contact", "Allow", "User-Agent"))
 _ClientKey = tuple[str, str]
 _ServerKey = tuple[str, str, int, str]
 _CLIENT, _SERVER, _LEG = 0, 1, 2
+# How long a peer on RFC 3261's default timers (T1 = 500 ms) may retransmit a BYE: 64*T1.
+# Our own T1 may be shorter (a LAN deployment, the tests); the peer's is not ours to know.
+_PEER_RETRANSMIT_WINDOW = 64 * 0.5
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z")
 
@@ -990,14 +993,16 @@ class UserAgent:
 
     def _finish(self, leg: _Leg) -> None:
         """The leg is over for the driver: forget it (transactions finish on their own).
-        Its dialog id is remembered for 64*T1 so that a BYE crossing ours, or a late
-        retransmission of theirs, is answered 200 rather than 481."""
+        Its dialog id is remembered so that a BYE crossing ours, or a late retransmission of
+        theirs, is answered 200 rather than 481: for 64*T1, and at least as long as a peer
+        on default timers retransmits (its BYE may outlive our Timer J when our T1 is
+        shorter than its own; 481 would make it fail a call that ended normally)."""
         leg.state = "terminated"
         self._legs.pop(leg.id, None)
         key = (leg.invite.call_id, leg.local_tag)
         self._dialogs.pop(key, None)
         if leg.dialog is not None and leg.dialog.state is DialogState.CONFIRMED:
-            expiry = self._now + 64 * self.config.timers.t1
+            expiry = self._now + max(64 * self.config.timers.t1, _PEER_RETRANSMIT_WINDOW)
             self._ended[key] = expiry
             self._ended_order.append((expiry, key))
         ended, order = self._ended, self._ended_order
