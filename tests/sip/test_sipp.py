@@ -323,7 +323,12 @@ def test_sipp_uac_with_packet_loss_still_completes(tmp_path: Path) -> None:
             "-lost",
             "10",
         )
-        for _ in range(80):  # 64*T1 = 6.4 s at most for the ACK timeouts
+        # A call whose ACK and BYE were both lost lives on here for up to 128*T1 = 12.8 s:
+        # 64*T1 of 2xx retransmissions waiting for the ACK, then our BYE, which may go
+        # unanswered for Timer F = 64*T1 more. SIPp's built-in uac takes any 200 as its
+        # BYE's 200, a retransmitted 200 to the INVITE included, so it may count the call
+        # done and forget it before either reached us: it never answers that BYE.
+        for _ in range(150):
             if uas.transport.ua.active_legs == 0:
                 break
             await asyncio.sleep(0.1)
