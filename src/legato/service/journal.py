@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from legato.core import events as ev
-from legato.core.config import parse_flow
+from legato.core.config import FlowUrl, Step, parse_flow
 from legato.core.engine import Call
 from legato.core.events import Command, Dial, Event
 from legato.core.outcomes import Outcome
@@ -26,6 +26,8 @@ log = logging.getLogger("legato.service")
 
 #: ["start", t] | ["timer", t] | ["event", t, {"type": ..., ...}]
 #: | ["terminate", t, reason, cut outcome or None] (the API or an operator ended the call)
+#: | ["redirect", t, {"url": ..., "method": ...} or {"steps": [...]}] (the API moved the
+#: call to a new document)
 Entry = list[Any]
 
 
@@ -61,6 +63,18 @@ def decode_event(data: dict[str, Any]) -> Event:
     return cls(**fields)  # type: ignore[no-any-return]
 
 
+def encode_redirect(to: FlowUrl | list[Step]) -> dict[str, Any]:
+    if isinstance(to, FlowUrl):
+        return to.model_dump(mode="json")
+    return {"steps": [s.model_dump(mode="json", exclude_unset=True) for s in to]}
+
+
+def decode_redirect(data: dict[str, Any]) -> FlowUrl | list[Step]:
+    if "steps" in data:
+        return parse_flow(data["steps"])
+    return FlowUrl.model_validate(data)
+
+
 def terminate(call: Call, now: float) -> None:
     """End a call as the platform: answered legs hung up, ringing ones cut (NOANSWER if
     they rang, else FAILED), the status resolved by the engine's own resolver."""
@@ -80,6 +94,8 @@ def replay(call: Call, journal: list[Entry]) -> None:
             call.handle(decode_event(entry[2]), t)
         elif kind == "terminate":
             call.terminate(t, entry[2], Outcome(entry[3]) if entry[3] else None)
+        elif kind == "redirect":
+            call.redirect(t, decode_redirect(entry[2]))
         else:
             raise ValueError(f"unknown journal entry {kind!r}")
         call.commands.clear()
@@ -147,6 +163,18 @@ class JournaledCall:
         """End the call as the platform from outside its flow (the API, an operator)."""
         entry = ["terminate", now, reason, None if cut is None else cut.value]
         self._feed(entry, lambda: self.call.terminate(now, reason, cut), now)
+
+    def redirect(self, now: float, to: FlowUrl | list[Step]) -> bool:
+        """Move the call to a new document (the API); False when it is over or has no
+        flow (replay gets the same answer, so journaling a refused one is harmless)."""
+        took = False
+
+        def step() -> None:
+            nonlocal took
+            took = self.call.redirect(now, to)
+
+        self._feed(["redirect", now, encode_redirect(to)], step, now)
+        return took
 
     def _feed(self, entry: Entry, step: Any, now: float) -> None:
         if self.error is not None:

@@ -22,8 +22,9 @@ from starlette.concurrency import run_in_threadpool
 
 from legato.api.arrival import received_at
 from legato.api.deps import RuntimeDep, SessionDep
-from legato.core.config import NumberConfig
+from legato.core.config import FlowUrl, NumberConfig, Step, parse_flow
 from legato.core.policy.permissions import InvalidNumber, normalize_number
+from legato.service.journal import JournaledCall
 from legato.service.orders import order_for
 from legato.service.runtime import CallRuntime
 from legato.service.spec import CallOrder
@@ -310,30 +311,56 @@ def fetch_call(session: SessionDep, sid: AccountSidPath, call: CallSidPath,
 async def update_call(request: Request, session: SessionDep, runtime: RuntimeDep,
                       sid: AccountSidPath, call: CallSidPath,
                       authorization: AuthHeader = None) -> Any:
-    """End a call (Status=completed|canceled)."""
+    """End a call (Status=completed|canceled) or move it to new TwiML (Url/Twiml)."""
     pairs = await _pairs(request)
-    account_id, call_id, status = await run_in_threadpool(
+    account_id, call_id, status, to = await run_in_threadpool(
         _prepare_update, session, sid, call, authorization, pairs)
-    ended = await runtime.end_call(call_id, f"ended via the Twilio API (Status={status})",
-                                   canceled=status == "canceled")
-    return await run_in_threadpool(_after_update, session, account_id, call, ended)
+    if to is not None:
+        done = await _redirect(runtime, call_id, to)
+    else:
+        done = await runtime.end_call(call_id, f"ended via the Twilio API (Status={status})",
+                                      canceled=status == "canceled")
+    return await run_in_threadpool(_after_update, session, account_id, call, done,
+                                   status is not None)
+
+
+async def _redirect(runtime: CallRuntime, call_id: str, to: FlowUrl | list[Step]) -> bool:
+    """Run `to` from its start on the live call, journaled (`JournaledCall.redirect`)."""
+    took = False
+
+    def step(jcall: JournaledCall, now: float) -> None:
+        nonlocal took
+        took = jcall.redirect(now, to)
+
+    return await runtime.act(call_id, step) and took
+
+
+def _new_document(form: Form) -> FlowUrl | list[Step]:
+    """Update's Url (+Method) or Twiml, validated like create's (a bad one is a 400)."""
+    flow_url, flow = _flow(form)
+    if flow_url is not None:
+        return FlowUrl.model_validate(flow_url)
+    return parse_flow(flow)
 
 
 def _prepare_update(session: Session, sid: str, call: str, authorization: str | None,
-                    pairs: list[tuple[str, str]]) -> tuple[str, str, str]:
+                    pairs: list[tuple[str, str]],
+                    ) -> tuple[str, str, str | None, FlowUrl | list[Step] | None]:
     account_id = _account(session, authorization, sid)
     row, stored = _row(session, account_id, call)
     form = Form(pairs, UPDATE_PARAMS)
     status = form.get("Status")
+    moving = form.get("Url") is not None or form.get("Twiml") is not None
     if status is not None and status not in ("completed", "canceled"):
         raise bad_parameter(errors.UNKNOWN_PARAMETER,
                             f"Status must be 'completed' or 'canceled', not {status!r}")
-    if form.get("Url") or form.get("Twiml"):
-        raise bad_parameter(errors.UNKNOWN_PARAMETER,
-                            "Moving a live call to new TwiML (Url/Twiml on update) is not "
-                            "supported yet; end it with Status=completed (see docs/twilio.md)")
-    if status is None:
-        raise bad_parameter(errors.UNKNOWN_PARAMETER, "Give Status=completed or Status=canceled")
+    if status is not None and moving:
+        raise bad_parameter(errors.UNKNOWN_PARAMETER, "Give Status (to end the call) or "
+                            "Url/Twiml (to move it to new TwiML), not both")
+    if status is None and not moving:
+        raise bad_parameter(errors.UNKNOWN_PARAMETER, "Give Status=completed, Status=canceled, "
+                            "or new TwiML with Url or Twiml")
+    to = _new_document(form) if moving else None
     if stored.state == COMPLETED:
         raise bad_parameter(errors.CALL_STATE, f"Call {call} is not in progress: it has ended")
     if status == "canceled" and any(leg.get("answered_at") for leg in
@@ -341,17 +368,20 @@ def _prepare_update(session: Session, sid: str, call: str, authorization: str | 
                                     if leg.get("leg") == 1):
         raise bad_parameter(errors.CALL_STATE, "Status=canceled applies to queued or ringing "
                             "calls; this one is in progress: use Status=completed")
-    row.ended_via_api = status
-    session.commit()
-    return account_id, stored.id, status
+    if status is not None:
+        row.ended_via_api = status
+        session.commit()
+    return account_id, stored.id, status, to
 
 
-def _after_update(session: Session, account_id: str, call: str, ended: bool) -> Any:
+def _after_update(session: Session, account_id: str, call: str, done: bool,
+                  ending: bool) -> Any:
     session.expire_all()
     row, stored = _row(session, account_id, call)
-    if not ended:  # it ended on its own meanwhile: the API did not end it
-        row.ended_via_api = None
-        session.commit()
+    if not done:  # it ended on its own meanwhile: the API did not end or move it
+        if ending:
+            row.ended_via_api = None
+            session.commit()
         raise bad_parameter(errors.CALL_STATE, f"Call {call} is not in progress: it has ended")
     return call_resource(row, stored)
 

