@@ -23,6 +23,7 @@ ROUTES = {
     ("GET", "/v1/calls"),
     ("GET", "/v1/calls/export.csv"),
     ("GET", "/v1/calls/{call_id}"),
+    ("POST", "/v1/calls/{call_id}/hangup"),
     ("GET", "/v1/reports/summary"),
     ("POST", "/v1/sim/incoming"),
     ("GET", "/v1/numbers/{number}/blacklist"),
@@ -108,6 +109,7 @@ def test_no_account_sees_or_changes_another_accounts_data(server: Any) -> None:
     assert a.delete(f"{blacklist}/{CUSTOMER}").status_code == 204
     # calls
     assert b.get(f"/v1/calls/{call_id}").status_code == 404
+    assert b.post(f"/v1/calls/{call_id}/hangup").status_code == 404
     assert b.get("/v1/calls").json()["data"] == []
     assert b.get("/v1/calls", params={"number": NUMBER}).json()["data"] == []
     assert b.get("/v1/calls/export.csv").text.strip().count("\n") == 0  # header only

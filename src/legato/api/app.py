@@ -15,7 +15,9 @@ import legato
 from legato.api import problems
 from legato.api.arrival import ArrivalTime
 from legato.api.routers import account, calls, numbers, policies, reports, sim, webhooks
-from legato.drivers.sip import SipDriver, SipDriverConfig
+from legato.drivers.sip import SipDriver, SipDriverConfig, number_lookup
+from legato.media.call import MediaConfig, MediaServer
+from legato.service.directory import NumberDirectory
 from legato.service.dnd import DndSource
 from legato.service.phones import load_phones
 from legato.service.runtime import CallRuntime
@@ -43,6 +45,8 @@ class ServerSettings:
     sim_speed: float = 1.0
     phones: Path | None = None
     sip: SipDriverConfig | None = None  # --driver sip: listen address and trunks
+    #: --driver sip: RTP, prompts and recordings for flows that answer, play and gather.
+    media: MediaConfig | None = None
 
 
 class DriverUnavailable(RuntimeError):
@@ -60,16 +64,22 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.db_url)
         await asyncio.to_thread(database.upgrade)
-        sip = await SipDriver.open(settings.sip) if settings.sip is not None else None
+        sip = directory = None
+        if settings.sip is not None:
+            directory = NumberDirectory(database)
+            media = MediaServer(settings.media or MediaConfig())
+            sip = await SipDriver.open(settings.sip, number_lookup(directory.config), media=media)
         runtime = CallRuntime(
             database,
             sip or SimNetwork(phones, default),  # type: ignore[arg-type]
             1.0 if sip is not None else settings.sim_speed,
             on_writes=on_call_writes,
             dnd=DndSource(database.engine),
+            directory=directory,
         )
         if sip is not None:  # engine on the runtime's clock; live states written as they change
             sip.follow(runtime.virtual_now, lambda _call: runtime.wake())
+            sip.incoming = runtime  # incoming calls are stored and journaled by the runtime
         app.state.database = database
         app.state.runtime = runtime
         await runtime.start()

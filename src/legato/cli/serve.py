@@ -41,6 +41,25 @@ def serve(
     trunk_password: Annotated[
         str | None, typer.Option(help="sip: the trunk's digest password.")
     ] = None,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(
+            help="sip: folder of the WAV prompts flows name in `prompt` (any rate/width).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    recordings: Annotated[
+        Path,
+        typer.Option(help="sip: folder for recordings of numbers or calls with `record`."),
+    ] = Path(".legato/recordings"),
+    rtp_ports: Annotated[
+        str, typer.Option("--rtp-ports", help="sip: FIRST-LAST UDP ports for RTP.")
+    ] = "10000-20000",
+    media_address: Annotated[
+        str | None,
+        typer.Option("--media-address", help="sip: address put in SDP (default: the SIP host)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the REST API (docs at /docs); migrations run first."""
@@ -54,6 +73,8 @@ def serve(
     extra = {}
     if driver == "sip":
         from legato.drivers.sip import SipConfigError, SipDriverConfig, Trunk, parse_listen
+        from legato.media.call import MediaConfig
+        from legato.media.ports import PortRange
 
         try:
             trunks = () if trunk is None else (
@@ -61,8 +82,16 @@ def serve(
             sip = SipDriverConfig(listen=parse_listen(sip_listen), trunks=trunks)
         except SipConfigError as exc:
             fail(str(exc), 2)
-        if "sip" in ServerSettings.__dataclass_fields__:  # the API app runs the sip driver
-            extra["sip"] = sip
+        try:
+            ports = PortRange.parse(rtp_ports)
+        except ValueError as exc:
+            fail(f"--rtp-ports: {exc}", 2)
+        host_only = sip.listen[0]
+        extra["sip"] = sip
+        extra["media"] = MediaConfig(
+            bind=host_only, address=media_address, ports=ports, prompts_dir=prompts,
+            record_dir=recordings,
+        )
     database = open_store(db)  # migrate now, so a bad URL fails before binding the port
     url = database.url
     database.dispose()

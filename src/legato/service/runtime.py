@@ -17,16 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from legato.core.catalogue import Service
+from legato.core.config import NumberConfig
 from legato.core.engine import create_call
 from legato.core.outcomes import Outcome
 from legato.core.policy.dnd import DndLookup
 from legato.core.record import CallRecord
+from legato.service.directory import NumberDirectory
 from legato.service.dnd import DndSource
 from legato.service.journal import JournaledCall, replay, terminate
 from legato.service.orders import order_for
@@ -34,6 +37,8 @@ from legato.service.spec import CallOrder, order_from_snapshot, snapshot, spec_f
 from legato.sim import SimNetwork
 from legato.store import calls as store
 from legato.store.db import Database
+from legato.store.ids import new_id
+from legato.store.types import utcnow
 
 log = logging.getLogger("legato.service")
 
@@ -45,6 +50,8 @@ SHUTDOWN = "interrupted: the server was shut down while the call was in progress
 WRITE_RETRY_FIRST, WRITE_RETRY_MAX = 0.25, 8.0
 #: How often the runtime checks whether `legato dnd import` switched the registry version.
 DND_REFRESH_SECONDS = 30.0
+#: How often the runtime checks for numbers changed outside its API (e.g. `legato numbers`).
+DIRECTORY_REFRESH_SECONDS = 3.0
 
 
 @dataclass(slots=True)
@@ -55,6 +62,8 @@ class _Write:
     snapshot: dict[str, Any] | None = None
     final: bool = False
     end_reason: str | None = None
+    #: A call that started by itself (an incoming SIP call): its row, inserted first.
+    new: tuple[str, store.NewCall, datetime] | None = None
 
 
 #: Called by the writer inside the transaction that persists call writes (webhook outbox).
@@ -79,6 +88,7 @@ class CallRuntime:
         speed: float = 1.0,
         on_writes: WritesHook | None = None,
         dnd: DndSource | None = None,
+        directory: NumberDirectory | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
@@ -88,6 +98,8 @@ class CallRuntime:
         self.metrics = Metrics()
         self.on_writes = on_writes
         self.dnd = dnd
+        #: The numbers incoming calls are routed by (a real network: `legato serve --driver sip`).
+        self.directory = directory
         self._active: dict[str, JournaledCall] = {}
         self._handles: dict[str, Any] = {}  # call id -> the network's handle, for `act`
         self._snapshots: dict[str, dict[str, Any]] = {}
@@ -99,6 +111,7 @@ class CallRuntime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._directory_changed: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -113,6 +126,11 @@ class CallRuntime:
         if self.dnd is not None:
             await asyncio.to_thread(self.dnd.refresh)
             self._tasks.append(asyncio.create_task(self._refresh_dnd(), name="legato-dnd"))
+        if self.directory is not None:
+            await asyncio.to_thread(self.directory.refresh, True)
+            self._tasks.append(
+                asyncio.create_task(self._refresh_directory(), name="legato-numbers")
+            )
         recovered = await asyncio.to_thread(self.recover)
         if recovered:
             log.warning("ended %d call(s) interrupted by the previous stop", recovered)
@@ -141,6 +159,26 @@ class CallRuntime:
                 await asyncio.to_thread(self.dnd.refresh)
             except Exception:  # keep the last good index; say why
                 log.exception("reloading the DND registry failed")
+
+    async def _refresh_directory(self, every: float = DIRECTORY_REFRESH_SECONDS) -> None:
+        """Follow number changes made outside this process (the CLI, another server)."""
+        assert self.directory is not None
+        self._directory_changed = asyncio.Event()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._directory_changed.wait(), every)
+            self._directory_changed.clear()
+            try:
+                await asyncio.to_thread(self.directory.refresh)
+            except Exception:  # keep routing with the last good directory; say why
+                log.exception("reloading the numbers failed")
+
+    def numbers_changed(self) -> None:
+        """The API changed a number or an account's settings: reload the directory now.
+        Callable from any thread."""
+        loop, event = self._loop, self._directory_changed
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
 
     def _dnd_for(self, order: CallOrder) -> DndLookup | None:
         return None if self.dnd is None else self.dnd.lookup_for(order.config)
@@ -177,8 +215,8 @@ class CallRuntime:
         else:
             loop.call_soon_threadsafe(self._place, order)
 
-    def _place(self, order: CallOrder) -> None:
-        now = self.virtual_now()
+    def _journaled(self, order: CallOrder, now: float) -> JournaledCall:
+        """The running (journaled) engine call of an order, counted in lines in use."""
         in_use = self._lines[order.number]
         spec = spec_from_order(order, in_use, self._dnd_for(order))
         jcall = JournaledCall(
@@ -188,6 +226,11 @@ class CallRuntime:
         self._snapshots[order.call_id] = snapshot(order, now, in_use)
         if order.service in (Service.INCOMING, Service.MISSED_CALL):
             self._lines[order.number] += 1
+        return jcall
+
+    def _place(self, order: CallOrder) -> None:
+        now = self.virtual_now()
+        jcall = self._journaled(order, now)
         # Placed as a factory: the network then drives the journaling wrapper, not the engine.
         self._handles[order.call_id] = self.network.place(
             lambda _when: jcall,  # type: ignore[arg-type,return-value]
@@ -231,6 +274,44 @@ class CallRuntime:
         self._wake.set()
         await self.drain()
         return True
+
+    # ------------------------------------------------------- incoming (real network)
+    def begin(
+        self, number: str, config: NumberConfig, caller: str, now: float
+    ) -> tuple[JournaledCall, Callable[[CallRecord], None]]:
+        """An incoming call arrived on a real network (the driver's `IncomingCalls`): give
+        it an id, journal it like an API call, and queue its row for the store."""
+        assert self.directory is not None, "incoming calls need the number directory"
+        account_id = self.directory.account_of(number)
+        assert account_id is not None, f"{number} is not in the directory"
+        service = Service.MISSED_CALL if config.missed_call else Service.INCOMING
+        started = utcnow()
+        order = CallOrder(
+            call_id=new_id("call"),
+            service=service,
+            number=number,
+            leg1=(caller,),
+            leg2=(),
+            config=config,
+            started_at=started,
+            received_at=time.perf_counter(),
+        )
+        jcall = self._journaled(order, now)
+        new = store.NewCall(
+            service=service.value,
+            number=number,
+            from_numbers=(caller,),
+            to_numbers=(),
+            request={"service": service.value, "number": number, "from": caller, "via": "sip"},
+        )
+        first = _Write(order.call_id, {}, [], self._snapshots.pop(order.call_id, None))
+        first.new = (account_id, new, started)
+        self._writes.put_nowait(first)
+        self._idle.clear()
+        return jcall, lambda record: self._done(order, record)
+
+    def placed(self, call: JournaledCall, handle: Any) -> None:
+        self._handles[call.spec.id] = handle
 
     # ----------------------------------------------------------------- the pump
     def _step(self) -> None:
@@ -355,6 +436,11 @@ class CallRuntime:
                 # Live states are rebuilt from the journal after a crash, so they need not
                 # wait for the WAL flush; finals (and the API's call inserts) stay synchronous.
                 session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            news = [(w.call_id, w.new) for w in writes if w.new is not None]
+            for call_id, (account_id, new, started) in news:
+                store.create_call(session, account_id, new, started, call_id=call_id)
+            if news:
+                session.flush()  # the rows the updates below and the webhook hook read
             for w in order:
                 snap = snapshots.pop(w.call_id, None)
                 if w.final:

@@ -59,9 +59,14 @@ class NewCall:
 
 
 def create_call(
-    session: Session, account_id: str, new: NewCall, now: datetime | None = None
+    session: Session,
+    account_id: str,
+    new: NewCall,
+    now: datetime | None = None,
+    call_id: str | None = None,
 ) -> tuple[Call, bool]:
     """Store a new call, or return the earlier one for a repeated idempotency key.
+    ``call_id``: the id the runtime already gave a call that started by itself (incoming).
 
     Returns (call, created). The same key with another body raises IdempotencyConflict.
     The unique (account, key) constraint settles races between concurrent requests.
@@ -72,7 +77,7 @@ def create_call(
         if earlier is not None:
             return _replay(earlier, new.idempotency_key, digest), False
     call = Call(
-        id=new_id("call"),
+        id=call_id or new_id("call"),
         account_id=account_id,
         service=new.service,
         state=QUEUED,
@@ -365,5 +370,6 @@ def call_document(call: Call) -> dict[str, Any]:
         "callback_url": call.callback_url,
         "legs": record.get("legs") or [],
         "events": record.get("events") or [],
+        "recording": record.get("recording"),
     }
     return doc

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from legato.api.deps import AccountId, SessionDep
+from legato.api.deps import AccountId, RuntimeDep, SessionDep
 from legato.api.problems import ApiProblem, field_problem, not_found, problem_responses
 from legato.api.schemas.numbers import (
     NumberCreate,
@@ -51,7 +51,9 @@ def public(row: Number) -> NumberPublic:
     response_model=NumberPublic,
     responses=problem_responses(400, 401, 409, 422),
 )
-def create_number(body: NumberCreate, session: SessionDep, account: AccountId) -> NumberPublic:
+def create_number(
+    body: NumberCreate, session: SessionDep, account: AccountId, runtime: RuntimeDep
+) -> NumberPublic:
     """Add a number to the account, with an optional configuration."""
     try:
         row = store.create_number(session, account, body.number, stored_config(body.config))
@@ -63,6 +65,7 @@ def create_number(body: NumberCreate, session: SessionDep, account: AccountId) -
             kind="number-taken",
         ) from None
     session.commit()
+    runtime.numbers_changed()  # route incoming calls by the new numbers now
     return public(row)
 
 
@@ -85,7 +88,11 @@ def get_number(number: NumberPath, session: SessionDep, account: AccountId) -> N
     "/{number}", response_model=NumberPublic, responses=problem_responses(400, 401, 404, 422)
 )
 def put_number(
-    number: NumberPath, body: NumberUpdate, session: SessionDep, account: AccountId
+    number: NumberPath,
+    body: NumberUpdate,
+    session: SessionDep,
+    account: AccountId,
+    runtime: RuntimeDep,
 ) -> NumberPublic:
     """Replace the number's whole configuration."""
     try:
@@ -95,6 +102,7 @@ def put_number(
     except NotFound:
         raise not_found(f"number {number}") from None
     session.commit()
+    runtime.numbers_changed()  # route incoming calls by the new numbers now
     return public(row)
 
 
@@ -104,11 +112,14 @@ def put_number(
     response_class=Response,
     responses=problem_responses(401, 404, 422),
 )
-def delete_number(number: NumberPath, session: SessionDep, account: AccountId) -> Response:
+def delete_number(
+    number: NumberPath, session: SessionDep, account: AccountId, runtime: RuntimeDep
+) -> Response:
     """Remove the number from the account (its calls stay)."""
     try:
         store.delete_number(session, account, path_number(number))
     except NotFound:
         raise not_found(f"number {number}") from None
     session.commit()
+    runtime.numbers_changed()  # route incoming calls by the new numbers now
     return Response(status_code=204)

@@ -91,7 +91,11 @@ def get_blacklist(number: NumberPath, session: SessionDep, account: AccountId) -
     responses=problem_responses(400, 401, 404, 422),
 )
 def add_blacklist(
-    number: NumberPath, body: BlacklistAdd, session: SessionDep, account: AccountId
+    number: NumberPath,
+    body: BlacklistAdd,
+    session: SessionDep,
+    account: AccountId,
+    runtime: RuntimeDep,
 ) -> Any:
     """Add entries (already present ones are kept once); calls from them end BLOCKED."""
     try:
@@ -104,6 +108,7 @@ def add_blacklist(
     merged = current + [e for e in dict.fromkeys(body.entries) if e not in current]
     row = store.replace_config(session, account, row.number, _validated(config, merged))
     session.commit()
+    runtime.numbers_changed()  # route incoming calls by the new numbers now
     return {"number": row.number, "entries": row.config["blacklist"]}
 
 
@@ -118,6 +123,7 @@ def remove_blacklist(
     entry: Annotated[str, Path(max_length=40)],
     session: SessionDep,
     account: AccountId,
+    runtime: RuntimeDep,
 ) -> Response:
     """Remove one entry."""
     try:
@@ -132,6 +138,7 @@ def remove_blacklist(
         session, account, row.number, _validated(config, [e for e in current if e != entry])
     )
     session.commit()
+    runtime.numbers_changed()  # route incoming calls by the new numbers now
     return Response(status_code=204)
 
 

@@ -27,10 +27,10 @@ import functools
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from legato.core.admission import Policy
 from legato.core.catalogue import Service
@@ -75,9 +75,21 @@ log = logging.getLogger("legato.drivers.sip")
 
 #: number dialled at Legato (the Request-URI user) -> (the Legato number, its config).
 NumberLookup = Callable[[str], "tuple[str, NumberConfig] | None"]
-#: How a driver user wraps a new incoming call (e.g. to journal and store it).
-CallFactory = Callable[[CallSpec, float], Any]
 Done = Callable[[CallRecord], None]
+
+
+class IncomingCalls(Protocol):
+    """Who owns the engine calls of incoming SIP calls: under `legato serve`, the live
+    runtime (it stores, journals and counts them). Without one, the driver makes them."""
+
+    def begin(
+        self, number: str, config: NumberConfig, caller: str, now: float
+    ) -> tuple[Any, Done | None]:
+        """The engine call (or a wrapper with its surface) for a call from ``caller`` to
+        the Legato ``number``, started at ``now``, and what to call when it ends."""
+
+    def placed(self, call: Any, handle: Any) -> None:
+        """The driver's handle of the call (for `SipDriver.act`)."""
 
 
 class UnsupportedFlow(ValueError):
@@ -105,8 +117,12 @@ def check_supported(config: NumberConfig) -> None:
         )
 
 
-def number_lookup(numbers: dict[str, NumberConfig]) -> NumberLookup:
-    """Find a Legato number by the dialled user part: as given, E.164, or with a `+`."""
+def number_lookup(
+    numbers: Mapping[str, NumberConfig] | Callable[[str], NumberConfig | None],
+) -> NumberLookup:
+    """Find a Legato number by the dialled user part: as given, E.164, or with a `+`;
+    ``numbers`` maps E.164 numbers to their configuration, or is a function that does."""
+    config_of = numbers.get if isinstance(numbers, Mapping) else numbers
 
     def lookup(user: str) -> tuple[str, NumberConfig] | None:
         for candidate in (user, f"+{user}"):
@@ -114,7 +130,7 @@ def number_lookup(numbers: dict[str, NumberConfig]) -> NumberLookup:
                 number = normalize_number(candidate)
             except InvalidNumber:
                 continue
-            config = numbers.get(number)
+            config = config_of(number)
             if config is not None:
                 return number, config
         return None
@@ -169,7 +185,7 @@ class SipDriver:
         numbers: NumberLookup | None = None,
         *,
         on_incoming_done: Done | None = None,
-        call_factory: CallFactory | None = None,
+        incoming: IncomingCalls | None = None,
         on_change: Callable[[Any], None] | None = None,
         media: MediaServer | None = None,
         clock: Callable[[], float] | None = None,
@@ -177,7 +193,7 @@ class SipDriver:
         self.config = config
         self.numbers = numbers or (lambda _user: None)
         self.on_incoming_done = on_incoming_done
-        self.call_factory = call_factory or create_call
+        self.incoming = incoming
         self.on_change = on_change
         self.media = media  # with it, incoming flows may answer, play and gather (docs/media.md)
         self._clock = clock  # the engine's clock (None: the event loop's)
@@ -418,7 +434,13 @@ class SipDriver:
             dialled = SipURI.parse(request.uri).user or ""
         except RemoteProtocolError:
             dialled = ""
-        found = self.numbers(dialled)
+        try:
+            found = self.numbers(dialled)
+        except Exception as exc:  # e.g. a stored config that no longer validates
+            log.error("incoming call to %r refused: %s", dialled, exc)
+            self.stats.refused["bad number config"] += 1
+            ua.respond(event.leg, 500, now, reason=reason_for(41))
+            return
         if found is None:
             self.stats.refused["unknown number"] += 1
             ua.respond(event.leg, 404, now, reason=reason_for(1))
@@ -433,22 +455,27 @@ class SipDriver:
             ua.respond(event.leg, 503, now, reason=reason_for(79),
                        headers=[("Warning", f'399 legato "{exc}"')])
             return
-        spec = CallSpec(
-            id=str(uuid.uuid4()),
-            service=Service.MISSED_CALL if config.missed_call else Service.INCOMING,
-            number=number,
-            leg1=(_caller_number(request),),
-            leg2=(),
-            config=config,
-            policy=self._policy(config),
-            started_at=datetime.now(UTC),
-            lines_in_use=self._lines[number],
-        )
+        caller = _caller_number(request)
         start = self.now()  # the engine's clock
-        call = self.call_factory(spec, start)
-        sc = _SipCall(call, self.on_incoming_done, number)
+        on_done: Done | None
+        if self.incoming is not None:
+            call, on_done = self.incoming.begin(number, config, caller, start)
+        else:
+            spec = CallSpec(
+                id=str(uuid.uuid4()),
+                service=Service.MISSED_CALL if config.missed_call else Service.INCOMING,
+                number=number,
+                leg1=(caller,),
+                leg2=(),
+                config=config,
+                policy=self._policy(config),
+                started_at=datetime.now(UTC),
+                lines_in_use=self._lines[number],
+            )
+            call, on_done = create_call(spec, start), self.on_incoming_done
+        sc = _SipCall(call, on_done, number)
         if self.media is not None and audio_steps(config.flow):
-            sc.media = self.media.call(lambda event: self._media_event(sc, event), spec.id)
+            sc.media = self.media.call(lambda event: self._media_event(sc, event), call.spec.id)
             if request.body:
                 sc.media.offers[0] = request.body
         self._calls.add(sc)
@@ -459,6 +486,8 @@ class SipDriver:
         self._legs[event.leg] = (sc, 0)
         if request.body:
             sc.offer[0] = request.body
+        if self.incoming is not None:
+            self.incoming.placed(call, sc)
         self._input(sc, lambda: call.start(start))
 
     def _policy(self, config: NumberConfig) -> Policy:
