@@ -248,6 +248,10 @@ class NumberConfig(_Strict):
     flow: list[Step] | None = None
     flow_url: FlowUrl | None = Field(
         default=None, description="fetch the flow when a call starts, instead of `flow`")
+    send_digits: str = Field(
+        default="", max_length=256, pattern=r"^[0-9*#A-DwW]*$",
+        description="outbound: DTMF keyed to the subscriber when it answers, before the "
+        "flow runs (0-9 * # A-D; w waits 0.5 s, W 1 s)")
 
     @model_validator(mode="after")
     def _one_flow(self) -> NumberConfig:

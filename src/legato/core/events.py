@@ -186,7 +186,26 @@ class FetchFlow:
     params: dict[str, str]
 
 
+@dataclass(slots=True)
+class SendDigits:
+    """Play DTMF to an answered leg (Twilio's SendDigits): ``0-9 * # A-D`` are keys, ``w``
+    waits half a second and ``W`` a second. A driver with media sends RFC 4733 events
+    (else SIP INFO); the engine waits `digits_seconds` before going on."""
+
+    leg: int
+    digits: str
+
+
 Command = (
     Dial | Cancel | Ring | Answer | Reject | Hangup | Play | Gather | StopPlay | Bridge
-    | FetchFlow
+    | FetchFlow | SendDigits
 )
+
+#: How long one key takes when sent (a 100 ms tone and the gap after it), and the waits.
+DTMF_KEY_SECONDS = 0.2
+DTMF_WAITS = {"w": 0.5, "W": 1.0}
+
+
+def digits_seconds(digits: str) -> float:
+    """How long sending ``digits`` takes: keys plus the `w`/`W` waits."""
+    return sum(DTMF_WAITS.get(c, DTMF_KEY_SECONDS) for c in digits)

@@ -52,6 +52,7 @@ CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 60, 600
 DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT = 14_400, 86_400
 MAX_PAGE_SIZE = 1000
+SEND_DIGITS_KEYS, MAX_SEND_DIGITS = "0123456789*#ABCDwW", 256
 
 AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 AccountSidPath = Annotated[str, Path(alias="AccountSid", max_length=34)]
@@ -166,10 +167,18 @@ def _unsupported_values(form: Form) -> None:
         raise bad_parameter(errors.UNKNOWN_PARAMETER,
                             "Record=true is not supported: Legato's Twilio layer does not "
                             "record calls yet (see docs/twilio.md)")
-    if form.get("SendDigits"):
-        raise bad_parameter(errors.UNKNOWN_PARAMETER,
-                            "SendDigits is not supported: Legato cannot send DTMF on an "
-                            "outbound leg yet (see docs/twilio.md)")
+
+
+def _send_digits(form: Form) -> str:
+    """SendDigits: keys 0-9 * # A-D, `w` (wait 0.5 s) and `W` (1 s), as Twilio takes them."""
+    value = form.get("SendDigits") or ""
+    bad = sorted(set(value) - set(SEND_DIGITS_KEYS))
+    if bad or len(value) > MAX_SEND_DIGITS:
+        why = (f"contains {', '.join(repr(c) for c in bad)}" if bad
+               else f"is longer than {MAX_SEND_DIGITS} characters")
+        raise bad_parameter(errors.SEND_DIGITS_INVALID, f"SendDigits {why}: it may hold only "
+                            f"{SEND_DIGITS_KEYS} (w waits half a second, W a second)")
+    return value
 
 
 def _row(session: Session, account_id: str, sid: str) -> tuple[TwilioCall, Call]:
@@ -221,6 +230,9 @@ def _create(session: Session, runtime: CallRuntime, sid: str, authorization: str
         "max_duration": _integer(form, "TimeLimit", DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT),
         "flow": flow, "twilio": {"flow_url": flow_url},
     }
+    digits = _send_digits(form)
+    if digits:
+        request_doc["send_digits"] = digits
     config = _config(number_row.config, request_doc)
     call, _ = store.create_call(session, account_id, store.NewCall(
         service="outbound", number=from_, from_numbers=(), to_numbers=(to,),
@@ -244,6 +256,8 @@ def _config(base: dict[str, Any], request_doc: dict[str, Any]) -> NumberConfig:
     merged = {k: v for k, v in base.items() if k not in ("flow", "flow_url")}
     merged["ring_timeout"] = request_doc["ring_timeout"]
     merged["max_duration"] = request_doc["max_duration"]
+    if request_doc.get("send_digits"):
+        merged["send_digits"] = request_doc["send_digits"]
     if request_doc["flow"] is not None:
         merged["flow"] = request_doc["flow"]
     else:

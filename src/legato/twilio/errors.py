@@ -17,6 +17,7 @@ FROM_INVALID = 21212
 FROM_NOT_OWNED = 21210
 FROM_MISSING = 21213
 URL_INVALID = 21205
+SEND_DIGITS_INVALID = 21206
 CALL_STATE = 21220  # the call is not in a state that allows this
 TWIML_INVALID = 12100  # the TwiML document cannot be parsed or run
 

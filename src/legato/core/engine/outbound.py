@@ -5,6 +5,7 @@ from __future__ import annotations
 from legato.core.catalogue import Service, Status
 from legato.core.engine.base import DialGroup, Leg
 from legato.core.engine.flow import FlowCall
+from legato.core.events import SendDigits, digits_seconds
 from legato.core.outcomes import Outcome
 from legato.core.resolver import CallFacts
 
@@ -26,10 +27,25 @@ class OutboundCall(FlowCall):
     def _on_answered(self, leg: Leg, now: float) -> None:
         if leg is self.caller:
             self.record.picked_by = leg.rec.number
-            if not self._begin_flow(now):  # answered, but there is no flow to run
-                self._finish(now, "platform")
+            digits = self.config.send_digits
+            if digits:  # Twilio's SendDigits: keyed to the subscriber before the flow runs
+                self.commands.append(SendDigits(leg.id, digits))
+                self._event(now, "send_digits", leg.rec, digits=digits)
+                self._timers["digits"] = now + digits_seconds(digits)
+                return
+            self._start_flow(now)
         else:
             self._agent_answered(leg, now)
+
+    def _start_flow(self, now: float) -> None:
+        if not self._begin_flow(now):  # answered, but there is no flow to run
+            self._finish(now, "platform")
+
+    def _on_flow_timer(self, key: object, now: float) -> None:
+        if key == "digits":
+            self._start_flow(now)
+        else:
+            super()._on_flow_timer(key, now)
 
     def _on_attempt_failed(self, leg: Leg, now: float) -> None:
         if leg is self.caller:
