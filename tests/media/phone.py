@@ -22,6 +22,8 @@ class Phone:
         self.offer = sdp.offer("127.0.0.1", endpoint.local[1], codecs=("PCMU",))
         self.heard: list[tuple[float, bytes]] = []
         self.answered: asyncio.Future[float] = self.loop.create_future()
+        self.early: list[tuple[float, int, bytes]] = []  # (time, status, SDP) of 18x with SDP
+        self.answer_sdp = b""
         self.ended: asyncio.Future[None] = self.loop.create_future()
         self.transport: SipTransport | None = None
         self.leg: int | None = None
@@ -34,7 +36,12 @@ class Phone:
         return phone
 
     def _on_sip(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Answered) and not self.answered.done():
+        if isinstance(event, ev.Progress) and event.response.body:  # early media
+            body = event.response.body
+            self.early.append((self.loop.time(), event.response.status, body))
+            self.endpoint.configure(sdp.accept_answer(self.offer, sdp.parse(body)))
+        elif isinstance(event, ev.Answered) and not self.answered.done():
+            self.answer_sdp = event.response.body
             self.endpoint.configure(sdp.accept_answer(self.offer, sdp.parse(event.response.body)))
             self.answered.set_result(self.loop.time())
         elif isinstance(event, ev.Ended | ev.Failed) and not self.ended.done():

@@ -64,9 +64,10 @@ async def finish(proc: asyncio.subprocess.Process, cwd: Path) -> tuple[int, str]
     return proc.returncode or 0, out.decode(errors="replace")[-1500:] + errors
 
 
-async def open_driver(tmp_path: Path, agent_port: int, **media_options: object
-                      ) -> tuple[SipDriver, asyncio.Future[CallRecord]]:
-    """The sip driver with media, the number's IVR flow, the agent behind a trunk."""
+async def open_driver(tmp_path: Path, agent_port: int, number: dict[str, object] | None = None,
+                      **media_options: object) -> tuple[SipDriver, asyncio.Future[CallRecord]]:
+    """The sip driver with media, the number's config (the IVR flow unless given), the agent
+    behind a trunk."""
     media = MediaServer(MediaConfig(ports=PortRange(50000, 50999),
                                     cache_dir=tmp_path / "cache", **media_options))  # type: ignore[arg-type]
     done: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
@@ -74,7 +75,7 @@ async def open_driver(tmp_path: Path, agent_port: int, **media_options: object
         SipDriverConfig(listen=("127.0.0.1", 0),
                         trunks=(Trunk("127.0.0.1", agent_port, numbers=(AGENT,)),),
                         timers=TimerConfig(t1=0.05, t2=0.4, t4=0.5)),
-        number_lookup({NUMBER: NumberConfig.model_validate(FLOW)}),
+        number_lookup({NUMBER: NumberConfig.model_validate(number or FLOW)}),
         on_incoming_done=lambda record: done.done() or done.set_result(record),
         media=media,
     )

@@ -252,6 +252,9 @@ class NumberConfig(_Strict):
         default="", max_length=256, pattern=r"^[0-9*#A-DwW]*$",
         description="outbound: DTMF keyed to the subscriber when it answers, before the "
         "flow runs (0-9 * # A-D; w waits 0.5 s, W 1 s)")
+    record: bool = Field(
+        default=False,
+        description="record bridged calls (both sides, dual-channel WAV; needs media)")
 
     @model_validator(mode="after")
     def _one_flow(self) -> NumberConfig:

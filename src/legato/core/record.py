@@ -141,6 +141,8 @@ class CallRecord:
         default_factory=list)
     from_numbers: tuple[str, ...] = ()
     to_numbers: tuple[str, ...] = ()
+    #: where the bridged call's recording is written (drivers with media; None: not recorded)
+    recording: str | None = None
 
     @property
     def events(self) -> list[CallEvent]:
@@ -189,6 +191,7 @@ class CallRecord:
             "admission": None if self.admission is None else self.admission.to_dict(),
             "legs": [leg.to_dict(s, t0) for leg in self.legs],
             "events": [e.to_dict() for e in self.events],
+            "recording": self.recording,
         }
 
 

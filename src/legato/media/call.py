@@ -67,6 +67,7 @@ class CallMedia:
         self.sessions: dict[int, MediaSession] = {}
         self.offers: dict[int, bytes] = {}  # callers' SDP offers, until we answer them
         self._plays: dict[int, int] = {}  # play id -> leg
+        self._early: dict[int, bytes] = {}  # SDP sent in a 183, to repeat in the 200
         self.recording: Path | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -94,6 +95,9 @@ class CallMedia:
         """Our SDP answer to the caller's stored offer (for its 183 or 200).
 
         Raises `SdpError`/`NoCommonCodec` (reply 488) when the offer is unusable."""
+        early = self._early.pop(leg, None)
+        if early is not None:  # the 200 repeats the 183's answer (RFC 3261 §13.2.1)
+            return early
         self.server.stats["answers"] += 1
         offer = self.offers.get(leg)
         if offer is None:
@@ -105,6 +109,15 @@ class CallMedia:
             self.server.stats["sdp_refused"] += 1
             raise
         del self.offers[leg]
+        return body
+
+    def early_media(self, caller: int) -> bytes:
+        """Answer an unanswered caller's offer for a 183 and play ringback on it until the
+        bridge (agents are dialled before the flow answers). Raises like `answer`."""
+        body = self._early[caller] = self.answer(caller)
+        self.sessions[caller].ringback(self.server.config.ringback)
+        self.server.stats["early_media"] += 1
+        self.server.stats["ringbacks"] += 1
         return body
 
     def offer(self, leg: int) -> bytes:
@@ -175,9 +188,14 @@ class CallMedia:
             return None
         path = None
         record_dir = self.server.config.record_dir
-        if record and record_dir is not None:
+        if record and record_dir is None:
+            log.warning("call %s: recording asked for but no recordings folder is configured",
+                        self.call_id)
+            self.server.stats["recordings_skipped"] += 1
+        elif record and record_dir is not None:
             record_dir.mkdir(parents=True, exist_ok=True)
-            path = record_dir / f"{self.call_id}.wav"
+            path = record_dir.resolve() / f"{self.call_id}.wav"
+            self.server.stats["recordings"] += 1
         first.bridge(second, path)
         self.server.stats["bridges"] += 1
         self.recording = path
@@ -187,6 +205,7 @@ class CallMedia:
         """A leg ended: release its media (a recording is written when its relay stops)."""
         session = self.sessions.pop(leg, None)
         self.offers.pop(leg, None)
+        self._early.pop(leg, None)
         if session is not None:
             session.close()
         for play_id, play_leg in list(self._plays.items()):
