@@ -20,6 +20,7 @@ _VIA = re.compile(
 )
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+\Z")
 MAGIC_COOKIE = "z9hG4bK"
+_TRANSPORTS = frozenset(("UDP", "TCP", "TLS", "SCTP", "WS", "WSS"))
 
 
 @dataclass(slots=True)
@@ -37,12 +38,17 @@ class Via:
             # Fast path for the usual `SIP/2.0/UDP host:port;params` spelling.
             transport, space, rest = text[8:].partition(" ")
             sent_by, _, ptext = rest.partition(";")
-            if space and _TOKEN.match(transport) and " " not in sent_by.strip():
-                host, port = parse_hostport(sent_by)
-                params = parse_params(ptext)
-                if "branch" in params and not params["branch"]:
-                    raise RemoteProtocolError("Via: empty branch parameter")
-                return cls(transport.upper(), host, port, params)
+            if space and (transport in _TRANSPORTS or _TOKEN.match(transport)):
+                hostport = _SENT_BY.get(sent_by)
+                if hostport is None and " " not in sent_by.strip():
+                    hostport = parse_hostport(sent_by)
+                    if len(_SENT_BY) < _CACHE_MAX:
+                        _SENT_BY[sent_by] = hostport
+                if hostport is not None:
+                    params = parse_params(ptext)
+                    if "branch" in params and not params["branch"]:
+                        raise RemoteProtocolError("Via: empty branch parameter")
+                    return cls(transport.upper(), hostport[0], hostport[1], params)
         m = _VIA.match(text)
         if m is None:
             raise RemoteProtocolError(f"Via: malformed value {text!r}")
@@ -161,16 +167,30 @@ class CSeq(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
+        known = _CSEQS.get(text)
+        if known is not None:
+            return known
         parts = text.split()
         if len(parts) != 2 or not _digits(parts[0]) or not _TOKEN.match(parts[1]):
             raise RemoteProtocolError(f"CSeq: malformed value {text!r}")
         seq = int(parts[0])
         if seq >= 2**31:
             raise RemoteProtocolError("CSeq: sequence number must be below 2**31")
-        return cls(seq, parts[1])
+        cseq = cls(seq, parts[1])
+        if len(_CSEQS) < _CACHE_MAX:
+            _CSEQS[text] = cseq
+        return cseq
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+# Parsed values that recur across messages (`1 INVITE`, `2 BYE`, a peer's `host:port`) are
+# kept, immutable, for reuse: a dict hit instead of a parse on every message. Bounded, so
+# a peer sending ever-new values only fills them once.
+_CACHE_MAX = 4096
+_CSEQS: dict[str, CSeq] = {}
+_SENT_BY: dict[str, tuple[str, int | None]] = {}
 
 
 @dataclass(slots=True, frozen=True)

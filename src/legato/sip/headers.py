@@ -95,6 +95,9 @@ _KNOWN = (
 # Lower-case name (full or compact) -> canonical full name.
 CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN}
 CANONICAL.update(COMPACT_FORMS)
+# Canonical spellings map to themselves: the stack asks for its headers by these names, and
+# one exact hit saves the lower() on every lookup.
+EXACT: dict[str, str] = {name: name for name in _KNOWN}
 
 # Headers whose grammar is a comma-separated list (`#element`): one stored value per element.
 LIST_HEADERS = frozenset(
@@ -127,7 +130,7 @@ LIST_HEADERS = frozenset(
 
 def canonical_name(name: str) -> str:
     """Full canonical spelling of a header name; unknown names are kept as given."""
-    return CANONICAL.get(name.lower(), name)
+    return EXACT.get(name) or CANONICAL.get(name.lower(), name)
 
 
 def split_list(value: str) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from legato.sip.errors import RemoteProtocolError
 from legato.sip.fields import CSeq, NameAddr, Reason, Via
-from legato.sip.headers import CANONICAL, canonical_name
+from legato.sip.headers import CANONICAL, EXACT, canonical_name
 from legato.sip.headers import digits as _digits
 from legato.sip.uri import SipURI
 
@@ -88,8 +88,9 @@ class Message:
     __slots__ = ("_cache", "body", "headers")
 
     def __init__(self, headers: Iterable[tuple[str, str]] | None = None, body: bytes = b"") -> None:
+        exact = EXACT.get
         self.headers: list[tuple[str, str]] = (
-            [(canonical_name(n), v) for n, v in headers] if headers is not None else []
+            [(exact(n) or canonical_name(n), v) for n, v in headers] if headers is not None else []
         )
         self.body = body
         self._cache: dict[str, Any] = {}
@@ -97,7 +98,7 @@ class Message:
     # -- generic header access ----------------------------------------------------------
     def get(self, name: str) -> str | None:
         """First value of a header (any spelling, compact forms included), or None."""
-        key = CANONICAL.get(name.lower())
+        key = EXACT.get(name) or CANONICAL.get(name.lower())
         if key is not None:
             for n, v in self.headers:
                 if n == key:
@@ -110,7 +111,7 @@ class Message:
         return None
 
     def get_all(self, name: str) -> list[str]:
-        key = CANONICAL.get(name.lower())
+        key = EXACT.get(name) or CANONICAL.get(name.lower())
         if key is not None:
             return [v for n, v in self.headers if n == key]
         low = name.lower()

@@ -226,13 +226,12 @@ _SINGLE = frozenset(("Call-ID", "CSeq", "From", "To", "Content-Length", "Max-For
 
 def _check_mandatory(message: Request | Response) -> None:
     headers = message.headers
-    seen = dict(headers)  # last value per name; the first where it matters is found below
-    if len(seen) != len(headers):
-        seen = {}
-        for n, v in headers:
-            if n in seen and n in _SINGLE:
-                raise RemoteProtocolError(f"{n} header appears more than once", partial=message)
-            seen.setdefault(n, v)
+    seen = dict(headers)  # the last value per name: the only one, for single headers
+    if len(seen) != len(headers):  # a name repeats: list headers may, single ones may not
+        singles = [n for n, _ in headers if n in _SINGLE]
+        if len(singles) != len(set(singles)):
+            n = next(n for i, n in enumerate(singles) if n in singles[:i])
+            raise RemoteProtocolError(f"{n} header appears more than once", partial=message)
     for name in _MANDATORY:
         if name not in seen:
             raise RemoteProtocolError(f"missing mandatory {name} header", partial=message)

@@ -155,6 +155,7 @@ class ClientTransaction(Transaction):
         if self.is_invite:
             if state in (State.CALLING, State.PROCEEDING):
                 self._timers.pop("A", None)
+                self._data = b""  # an INVITE is never re-sent once answered (§17.1.1.2)
                 if status < 200:
                     self.state = State.PROCEEDING
                     self._timers.pop("B", None)
@@ -273,7 +274,10 @@ class ServerTransaction(Transaction):
             self.state = State.PROCEEDING
         elif self.is_invite:
             if status < 300:
+                # Accepted: the TU retransmits its 2xx and the ACK goes to the TU (RFC 6026);
+                # nothing here is re-sent, so the response is not kept for Timer L's 32 s.
                 self.state = State.ACCEPTED
+                self._last = None
                 self._timers["L"] = now + 64 * t1
             else:
                 self.state = State.COMPLETED

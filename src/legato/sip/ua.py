@@ -767,6 +767,9 @@ class UserAgent:
         leg.retrans_next = None
         leg.retrans_give_up = 0.0
         leg.invite = _slim(leg.invite)
+        invite_tx = self._server.get(leg.invite_key)  # type: ignore[arg-type]
+        if invite_tx is not None and invite_tx.request.cseq == leg.invite.cseq:
+            invite_tx.request = leg.invite  # held for Timer L: the slim copy will do
         self._events.append(ev.Confirmed(leg.id, request))
 
     # --------------------------------------------------------------- UAC side
@@ -870,7 +873,10 @@ class UserAgent:
         if leg.pending_ack == cseq:
             leg.pending_ack = None
         if cseq == leg.invite.cseq.seq:
-            leg.invite = _slim(leg.invite)
+            if tx is not None and tx.request is leg.invite:
+                tx.request = leg.invite = _slim(leg.invite)  # held for Timer M: slim will do
+            else:
+                leg.invite = _slim(leg.invite)
 
     def _send_cancel(self, leg: _Leg, now: float) -> None:
         invite = leg.invite
@@ -1022,12 +1028,14 @@ def _branch_of(request: Request) -> str:
     return via[start + 7 : end if end >= 0 else len(via)]
 
 
-_KEPT = frozenset(("Via", "From", "To", "Call-ID", "CSeq", "Route"))
+_KEPT = frozenset(("From", "Call-ID", "CSeq"))
 
 
 def _slim(invite: Request) -> Request:
-    """What a confirmed leg still needs of its INVITE (ids for a late fork or a 487), so a
-    held call does not keep the whole request, its body and parsed fields alive."""
+    """What an ACKed leg still needs of its INVITE: the ids of its dialog, for a late 2xx
+    from another fork (CANCEL, 487 and auth retries are over by then), so a held call does
+    not keep the whole request, its body and parsed fields alive (nor does the INVITE
+    transaction that outlives the ACK by Timer L or M)."""
     slim = Request(invite.method, invite.uri)
     slim.headers = [(n, v) for n, v in invite.headers if n in _KEPT]
     return slim
@@ -1072,9 +1080,15 @@ def _name_addr(value: str, what: str) -> tuple[str, str]:
     return (text if "<" in text else f"<{parsed.uri}>"), parsed.uri
 
 
+_RESOLVED: dict[str, Addr] = {}  # the few URIs a B2BUA sends to (trunks, phones), bounded
+
+
 def _resolve(uri: str, what: str) -> Addr:
     """Host and port of a URI whose host is an IP literal (no DNS in the sans-IO core:
     give `destination=` or `outbound_proxy` for names)."""
+    known = _RESOLVED.get(uri)
+    if known is not None:
+        return known
     try:
         parsed = SipURI.parse(uri)
     except RemoteProtocolError as exc:
@@ -1089,4 +1103,7 @@ def _resolve(uri: str, what: str) -> Addr:
             "or configure outbound_proxy"
         ) from None
     default = 5061 if parsed.scheme == "sips" else 5060
-    return host, parsed.port or default
+    addr = host, parsed.port or default
+    if len(_RESOLVED) < 4096:
+        _RESOLVED[uri] = addr
+    return addr

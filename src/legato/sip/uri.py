@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, field
 
 from legato.sip.errors import RemoteProtocolError
-from legato.sip.headers import digits as _digits
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9.])?\Z")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
@@ -25,13 +24,12 @@ def parse_params(text: str) -> dict[str, str | None]:
         return params
     pieces = _split_semicolons(text) if '"' in text else text.split(";")
     for piece in pieces:
-        piece = piece.strip()
-        if not piece:
-            continue
         name, eq, value = piece.partition("=")
         name = name.strip().lower()
         if not name:
-            raise RemoteProtocolError(f"empty parameter name in {text!r}")
+            if eq:
+                raise RemoteProtocolError(f"empty parameter name in {text!r}")
+            continue  # an empty piece (`;;`, a leading `;`)
         params[name] = value.strip() if eq else None
     return params
 
@@ -155,9 +153,9 @@ def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
 
 
 def _parse_port(text: str, whole: str) -> int:
-    if not _digits(text) or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < (port := int(text)) < 65536:
         raise RemoteProtocolError(f"bad port in {whole!r}")
-    return int(text)
+    return port
 
 
 def parse_hostport(text: str) -> tuple[str, int | None]:
