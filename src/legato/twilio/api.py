@@ -9,9 +9,9 @@ them, never silently ignored.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -22,17 +22,18 @@ from starlette.concurrency import run_in_threadpool
 
 from legato.api.arrival import received_at
 from legato.api.deps import RuntimeDep, SessionDep
+from legato.core.catalogue import Service
 from legato.core.config import FlowUrl, NumberConfig, Step, parse_flow
 from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.service.journal import JournaledCall
-from legato.service.orders import order_for
+from legato.service.orders import effective_config
 from legato.service.runtime import CallRuntime
 from legato.service.spec import CallOrder
 from legato.store import calls as store
 from legato.store import numbers as numbers_store
 from legato.store.accounts import NotFound
 from legato.store.calls import COMPLETED
-from legato.store.models import Call
+from legato.store.models import Account, Call
 from legato.store.types import utcnow
 from legato.twilio import errors
 from legato.twilio.accounts import authenticate
@@ -52,6 +53,10 @@ CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 60, 600
 DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT = 14_400, 86_400
 MAX_PAGE_SIZE = 1000
+#: What a create puts in the call's stored request and its configuration. Crash recovery
+#: rebuilds a call that never started from the request (`service.orders.order_for`), so
+#: its OVERRIDES must carry each of these, the call's flow replacing the number's.
+CALL_KEYS = ("ring_timeout", "max_duration", "flow", "flow_url", "send_digits")
 SEND_DIGITS_KEYS, MAX_SEND_DIGITS = "0123456789*#ABCDwW", 256
 
 AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
@@ -228,12 +233,13 @@ def _create(session: Session, runtime: CallRuntime, sid: str, authorization: str
         "service": "outbound", "number": from_, "to": [to],
         "ring_timeout": _integer(form, "Timeout", DEFAULT_TIMEOUT, MAX_TIMEOUT),
         "max_duration": _integer(form, "TimeLimit", DEFAULT_TIME_LIMIT, MAX_TIME_LIMIT),
-        "flow": flow, "twilio": {"flow_url": flow_url},
+        "flow": flow, "flow_url": flow_url,
     }
     digits = _send_digits(form)
     if digits:
         request_doc["send_digits"] = digits
-    config = _config(number_row.config, request_doc)
+    account = session.get(Account, account_id)
+    config = _config(number_row.config, request_doc, account.settings if account else None)
     call, _ = store.create_call(session, account_id, store.NewCall(
         service="outbound", number=from_, from_numbers=(), to_numbers=(to,),
         request=request_doc))
@@ -247,26 +253,23 @@ def _create(session: Session, runtime: CallRuntime, sid: str, authorization: str
         reported=[], next_sequence=0)
     session.add(row)
     session.commit()
-    order = order_for(session, call, received, number_row)
-    runtime.launch(_with_config(order, config))
+    runtime.launch(CallOrder(
+        call_id=call.id, service=Service.OUTBOUND, number=from_, leg1=(to,), leg2=(),
+        config=config, started_at=call.started_at,
+        received_at=received if received is not None else time.perf_counter()))
     return call_resource(row, call)
 
 
-def _config(base: dict[str, Any], request_doc: dict[str, Any]) -> NumberConfig:
-    merged = {k: v for k, v in base.items() if k not in ("flow", "flow_url")}
-    merged["ring_timeout"] = request_doc["ring_timeout"]
-    merged["max_duration"] = request_doc["max_duration"]
-    if request_doc.get("send_digits"):
-        merged["send_digits"] = request_doc["send_digits"]
-    if request_doc["flow"] is not None:
-        merged["flow"] = request_doc["flow"]
-    else:
-        merged["flow_url"] = request_doc["twilio"]["flow_url"]
-    return NumberConfig.model_validate(merged)
-
-
-def _with_config(order: CallOrder, config: NumberConfig) -> CallOrder:
-    return replace(order, config=config)
+def _config(base: dict[str, Any], request_doc: dict[str, Any],
+            account_settings: dict[str, Any] | None) -> NumberConfig:
+    """The number's configuration with the account's defaults and the call's own keys
+    (`CALL_KEYS`). The call's TwiML replaces the number's `flow`/`flow_url`, which are
+    for calls *to* the number (its voice URL), so the two never clash."""
+    own = {k: v for k, v in base.items() if k not in ("flow", "flow_url")}
+    for key in CALL_KEYS:
+        if request_doc.get(key):
+            own[key] = request_doc[key]
+    return effective_config(own, {}, account_settings)
 
 
 @router.get("/{AccountSid}/Calls.json")

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from legato.core.catalogue import Service
 from legato.core.config import Step, parse_flow
@@ -167,4 +168,21 @@ class HttpFlowFetcher:
             if account_id is None:
                 raise TwimlError(f"call {call_id} is not in the store")
             sid = session.scalar(select(TwilioCall.call_sid).where(TwilioCall.call_id == call_id))
-            return _Who(account_id, sid or call_sid(call_id), signing_token(session, account_id))
+            token = signing_token(session, account_id)
+        if sid is None:
+            sid = self._register(call_id, account_id)
+        return _Who(account_id, sid, token)
+
+    def _register(self, call_id: str, account_id: str) -> str:
+        """Give a call the Twilio layer did not create (an incoming call, one placed with
+        `/v1/calls`) its CallSid row before the SID is first sent out, so the app that gets
+        it can fetch, list and update the call like Twilio's own (no status callbacks: it
+        never asked for any)."""
+        sid = call_sid(call_id)
+        try:
+            with self.database.session() as session:
+                session.add(TwilioCall(call_sid=sid, call_id=call_id, account_id=account_id,
+                                       reported=[], next_sequence=0))
+        except IntegrityError:  # registered meanwhile by another fetch of the same call
+            pass
+        return sid

@@ -11,6 +11,8 @@ from legato.twilio.models import TwilioCall
 from legato.twilio.status import call_status, rfc2822, subscriber_legs, talk_seconds
 
 API_VERSION = "2010-04-01"
+#: Services whose leg 1 called the Legato number (Twilio's `inbound` direction).
+INBOUND_SERVICES = ("incoming", "missed_call")
 
 
 def calls_uri(sid: str) -> str:
@@ -28,7 +30,13 @@ def call_resource(row: TwilioCall, call: Call) -> dict[str, Any]:
     finished = call.state == COMPLETED
     legs = subscriber_legs(record)
     sid = account_sid(call.account_id)
-    to = call.to_numbers[0] if call.to_numbers else None
+    inbound = call.service in INBOUND_SERVICES
+    frm: str | None
+    to: str | None
+    if inbound:  # a caller dialled the Legato number
+        frm, to = (call.from_numbers[0] if call.from_numbers else None), call.number
+    else:
+        frm, to = call.number, (call.to_numbers[0] if call.to_numbers else None)
     started = legs[0].get("dialed_at") if legs else None
     return {
         "sid": row.call_sid,
@@ -38,8 +46,8 @@ def call_resource(row: TwilioCall, call: Call) -> dict[str, Any]:
         "date_updated": rfc2822(call.updated_at),
         "to": to,
         "to_formatted": to,
-        "from": call.number,
-        "from_formatted": call.number,
+        "from": frm,
+        "from_formatted": frm,
         "phone_number_sid": None,
         "status": call_status(record, finished, row.ended_via_api),
         "start_time": rfc2822(started),
@@ -47,7 +55,7 @@ def call_resource(row: TwilioCall, call: Call) -> dict[str, Any]:
         "duration": str(talk_seconds(record)) if finished else None,
         "price": None,
         "price_unit": "USD",
-        "direction": "outbound-api",
+        "direction": "inbound" if inbound else "outbound-api",
         "answered_by": None,
         "api_version": API_VERSION,
         "forwarded_from": None,
