@@ -15,10 +15,13 @@ import shutil
 import subprocess
 import tempfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from legato.core.config import NumberConfig, Prompt
 from legato.media.audio import Audio, AudioError, read_wav
 from legato.media.g711 import SILENCE, Codec
 
@@ -54,6 +57,58 @@ def prompt_items(prompt: str | None, text: str | None, voice: str = DEFAULT_VOIC
     return items
 
 
+def find_prompt(prompts_dir: Path | None, name: str) -> Path:
+    """The file a flow's `prompt: NAME` means: NAME itself or NAME.wav in the folder (no
+    escaping it). Raises `AudioError` saying why there is none."""
+    if prompts_dir is None:
+        raise AudioError(f"prompt {name!r}: no prompts folder configured (--prompts DIR)")
+    for candidate in (name, f"{name}.wav"):
+        path = (prompts_dir / candidate).resolve()
+        if not path.is_relative_to(prompts_dir):
+            raise AudioError(f"prompt {name!r}: must name a file inside the prompts folder")
+        if path.is_file():
+            return path
+    raise AudioError(f"prompt {name!r}: no such file (or {name}.wav) in {prompts_dir}")
+
+
+def missing_prompts(config: NumberConfig, prompts_dir: str | Path | None) -> list[str]:
+    """Each prompt file the number's flow names that is not there, with where it is used:
+    `flow[1].gather.prompt: menu.wav not found in /x/prompts`. Empty: every file exists.
+
+    Start-up (the standalone driver, `legato serve`) and the numbers API refuse such a
+    configuration rather than let callers hit a silent prompt."""
+    folder = Path(prompts_dir).resolve() if prompts_dir else None
+    problems: list[str] = []
+    for where, name in _prompt_files(config.flow or [], "flow"):
+        if folder is None:
+            problems.append(f"{where}: {name} needs a prompts folder (--prompts DIR)")
+            continue
+        try:
+            find_prompt(folder, name)
+        except AudioError:
+            outside = not (folder / name).resolve().is_relative_to(folder)
+            alias = "" if outside or name.endswith(".wav") else f" (or {name}.wav)"
+            problems.append(f"{where}: {name} is outside {folder}" if outside
+                            else f"{where}: {name}{alias} not found in {folder}")
+    return problems
+
+
+def _prompt_files(value: object, where: str) -> Iterator[tuple[str, str]]:
+    """(key path, file name) of every `Prompt` with a `prompt` file inside a flow."""
+    if isinstance(value, Prompt):
+        if value.prompt:
+            yield where, value.prompt
+    elif isinstance(value, BaseModel):
+        for key in type(value).model_fields:
+            yield from _prompt_files(getattr(value, key), f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _prompt_files(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _prompt_files(item, f"{where}.{key}")
+
+
 class PromptLibrary:
     """Finds, converts, synthesises and caches prompts; one per driver."""
 
@@ -87,17 +142,8 @@ class PromptLibrary:
     def path(self, name: str) -> Path:
         """The file a flow's `prompt: NAME` means: NAME itself or NAME.wav in the folder.
 
-        Raises `AudioError` when there is none, so a driver can refuse a flow that names a
-        missing prompt at call start (DESIGN: the flow "could not start")."""
-        if self.prompts_dir is None:
-            raise AudioError(f"prompt {name!r}: no prompts folder configured (--prompts DIR)")
-        for candidate in (name, f"{name}.wav"):
-            path = (self.prompts_dir / candidate).resolve()
-            if not path.is_relative_to(self.prompts_dir):
-                raise AudioError(f"prompt {name!r}: must name a file inside the prompts folder")
-            if path.is_file():
-                return path
-        raise AudioError(f"prompt {name!r}: no such file (or {name}.wav) in {self.prompts_dir}")
+        Raises `AudioError` when there is none (`missing_prompts` checks a whole flow)."""
+        return find_prompt(self.prompts_dir, name)
 
     async def _cached(self, key: str, make: object) -> Audio:
         audio = self._memory.get(key)

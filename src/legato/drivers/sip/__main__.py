@@ -5,6 +5,11 @@ prints one JSON line per finished call with `--records -`, and its counters on e
 
     python -m legato.drivers.sip --listen 127.0.0.1:5070 --trunk sip:127.0.0.1:5080 \\
         --number +918047001000 --agent +919811000101
+
+With media (`--media`, implied by `--prompts`, `--recordings`, `--rtp-ports` and
+`--media-address`) flows may answer, play, gather and record, and flows that dial first
+give the caller early media (docs/media.md); a flow naming a prompt file that is not in
+`--prompts` is refused at start (exit 2).
 """
 
 from __future__ import annotations
@@ -25,14 +30,18 @@ from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.core.record import CallRecord
 from legato.drivers.sip.config import SipConfigError, SipDriverConfig, Trunk, parse_listen
 from legato.drivers.sip.driver import SipDriver, UnsupportedFlow, check_supported, number_lookup
+from legato.media.call import MediaConfig, MediaServer
+from legato.media.ports import PortRange
+from legato.media.prompts import missing_prompts
 
 
 class UsageError(ValueError):
     """A bad option; the message names it."""
 
 
-def load_numbers(path: Path) -> dict[str, NumberConfig]:
-    """A YAML map of Legato numbers to their config (the scenario `config:` schema)."""
+def load_numbers(path: Path, media: MediaConfig | None = None) -> dict[str, NumberConfig]:
+    """A YAML map of Legato numbers to their config (the scenario `config:` schema); flows
+    that need media are refused without it, and with it, prompt files that are missing."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -44,7 +53,11 @@ def load_numbers(path: Path) -> dict[str, NumberConfig]:
         try:
             number = normalize_number(str(raw))
             config = NumberConfig.model_validate(value or {})
-            check_supported(config)
+            if media is None:
+                check_supported(config)
+                if config.record:
+                    raise UsageError(f"--numbers: {path}: {raw}.record: recording needs media "
+                                     "(--media or --recordings DIR)")
         except InvalidNumber as exc:
             raise UsageError(f"--numbers: {path}: {raw}: {exc}") from exc
         except ValidationError as exc:
@@ -53,11 +66,35 @@ def load_numbers(path: Path) -> dict[str, NumberConfig]:
             raise UsageError(f"--numbers: {path}: {where}: {first['msg']}") from exc
         except UnsupportedFlow as exc:
             raise UsageError(f"--numbers: {path}: {raw}.{exc}") from exc
+        missing = [] if media is None else missing_prompts(config, media.prompts_dir)
+        if missing:
+            raise UsageError("\n".join(f"--numbers: {path}: {raw}.{m}" for m in missing))
         out[number] = config
     return out
 
 
-def build(args: argparse.Namespace) -> tuple[SipDriverConfig, dict[str, NumberConfig]]:
+def media_config(args: argparse.Namespace, host: str) -> MediaConfig | None:
+    """The media server's configuration, or None when media is off (signalling only)."""
+    wanted = (args.media or args.prompts or args.recordings or args.rtp_ports
+              or args.media_address)
+    if not wanted:
+        return None
+    try:
+        ports = PortRange.parse(args.rtp_ports or "10000-20000")
+    except ValueError as exc:
+        raise UsageError(f"--rtp-ports: {exc}") from exc
+    prompts = Path(args.prompts) if args.prompts else None
+    if prompts is not None and not prompts.is_dir():
+        raise UsageError(f"--prompts: {prompts} is not a folder")
+    return MediaConfig(
+        bind=host, address=args.media_address, ports=ports, prompts_dir=prompts,
+        cache_dir=Path(args.prompt_cache),
+        record_dir=Path(args.recordings or ".legato/recordings"),
+    )
+
+
+def build(args: argparse.Namespace
+          ) -> tuple[SipDriverConfig, dict[str, NumberConfig], MediaConfig | None]:
     trunks: tuple[Trunk, ...] = ()
     if args.trunk:
         trunks = (
@@ -73,7 +110,8 @@ def build(args: argparse.Namespace) -> tuple[SipDriverConfig, dict[str, NumberCo
         listen=parse_listen(args.listen), transport=args.transport.upper(), trunks=trunks,
         phones=phones, phone_auth=args.phone_auth,
     )
-    numbers = load_numbers(Path(args.numbers)) if args.numbers else {}
+    media = media_config(args, config.listen[0])
+    numbers = load_numbers(Path(args.numbers), media) if args.numbers else {}
     if args.number:
         if not args.agent:
             raise UsageError("--number: give the agents to ring with --agent")
@@ -86,11 +124,11 @@ def build(args: argparse.Namespace) -> tuple[SipDriverConfig, dict[str, NumberCo
             raise UsageError(f"--number: {exc}") from exc
         except ValidationError as exc:
             raise UsageError(f"--agent: {exc.errors()[0]['msg']}") from exc
-    return config, numbers
+    return config, numbers, media
 
 
 async def serve(args: argparse.Namespace) -> dict[str, Any]:
-    config, numbers = build(args)
+    config, numbers, media = build(args)
     out: IO[str] | None = None
     if args.records == "-":
         out = sys.stdout
@@ -102,7 +140,8 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
             out.write(json.dumps(record.to_dict(), default=str) + "\n")
             out.flush()
 
-    driver = await SipDriver.open(config, number_lookup(numbers), on_incoming_done=done)
+    driver = await SipDriver.open(config, number_lookup(numbers), on_incoming_done=done,
+                                  media=None if media is None else MediaServer(media))
     if args.gc_tune:
         from legato.gc_tuning import tune_for_calls
 
@@ -143,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phone-auth", default="SHA-256", choices=["SHA-256", "MD5"],
                         help="digest algorithm the registrar asks phones for")
     parser.add_argument("--records", help="write finished call records as JSON lines ('-')")
+    parser.add_argument("--media", action="store_true",
+                        help="anchor media: answer, play, gather, record, early media")
+    parser.add_argument("--prompts", help="folder of the WAV prompts flows name (media)")
+    parser.add_argument("--prompt-cache", default=".legato/prompt-cache",
+                        help="folder for converted and synthesised prompts (media)")
+    parser.add_argument("--recordings", help="folder for recordings of numbers with `record` "
+                        "(media; default .legato/recordings)")
+    parser.add_argument("--rtp-ports", help="FIRST-LAST UDP ports for RTP (media; 10000-20000)")
+    parser.add_argument("--media-address", help="address put in SDP (media; default: --listen)")
     parser.add_argument("--gc-tune", action="store_true", help="freeze start-up objects")
     args = parser.parse_args(argv)
     from legato.sip.transport import run
