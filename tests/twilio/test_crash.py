@@ -87,9 +87,9 @@ def test_final_callback_survives_sigkill(db_url: str, tmp_path: Path,
 
 
 #: Until service/orders.py rebuilds a Twilio call's own configuration (its OVERRIDES lack
-#: flow_url and send_digits, and a call's flow does not replace the number's voice URL),
+#: flow_url, send_digits and record, and a call's flow does not replace the number's),
 #: recovering such a call that never started fails, and with it the server's start.
-ORDERS_NOT_WIRED = "service.orders.order_for does not rebuild a Twilio call's own flow"
+ORDERS_NOT_WIRED = "service.orders.order_for does not rebuild a Twilio call's own configuration"
 
 
 @pytest.mark.xfail(strict=True, reason=ORDERS_NOT_WIRED)
@@ -114,7 +114,7 @@ def test_a_twilio_call_that_never_started_is_recovered_with_its_own_flow(
             service="outbound", number=NUMBER, from_numbers=(), to_numbers=(SILENT,),
             request={"service": "outbound", "number": NUMBER, "to": [SILENT],
                      "ring_timeout": 60, "max_duration": 14_400, "flow": steps,
-                     "flow_url": None, "send_digits": "1w2"}))
+                     "flow_url": None, "send_digits": "1w2", "record": True}))
         s.flush()
         s.add(TwilioCall(call_sid=call_sid(call.id), call_id=call.id, account_id=account_id,
                          status_callback=customer.base + "/status",
@@ -127,7 +127,7 @@ def test_a_twilio_call_that_never_started_is_recovered_with_its_own_flow(
         with database.session() as s:
             config = store.get_call(s, account_id, call_id).snapshot["config"]
         assert (config.get("flow"), config.get("flow_url")) == (steps, None)
-        assert config.get("send_digits") == "1w2"
+        assert (config.get("send_digits"), config.get("record")) == ("1w2", True)
     finally:
         second.stop()
         database.dispose()

@@ -56,7 +56,7 @@ MAX_PAGE_SIZE = 1000
 #: What a create puts in the call's stored request and its configuration. Crash recovery
 #: rebuilds a call that never started from the request (`service.orders.order_for`), so
 #: its OVERRIDES must carry each of these, the call's flow replacing the number's.
-CALL_KEYS = ("ring_timeout", "max_duration", "flow", "flow_url", "send_digits")
+CALL_KEYS = ("ring_timeout", "max_duration", "flow", "flow_url", "send_digits", "record")
 SEND_DIGITS_KEYS, MAX_SEND_DIGITS = "0123456789*#ABCDwW", 256
 
 AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
@@ -166,12 +166,15 @@ def _flow(form: Form) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | Non
     return None, [s.model_dump(mode="json", exclude_unset=True) for s in steps]
 
 
-def _unsupported_values(form: Form) -> None:
-    """Parameters we accept only in the form that needs no feature Legato lacks."""
-    if (form.get("Record") or "false").lower() not in ("false", ""):
+def _record(form: Form) -> bool | None:
+    """Record=true|false (None: not given, the number's own `record` setting holds)."""
+    raw = form.get("Record")
+    if raw is None or raw == "":
+        return None
+    if raw.lower() not in ("true", "false"):
         raise bad_parameter(errors.UNKNOWN_PARAMETER,
-                            "Record=true is not supported: Legato's Twilio layer does not "
-                            "record calls yet (see docs/twilio.md)")
+                            f"Record must be true or false, not {raw!r}")
+    return raw.lower() == "true"
 
 
 def _send_digits(form: Form) -> str:
@@ -216,7 +219,6 @@ def _create(session: Session, runtime: CallRuntime, sid: str, authorization: str
                              errors.FROM_INVALID) != from_:
         raise bad_parameter(errors.FROM_INVALID, "CallerId must equal From: Legato presents "
                             "the account's number From as the caller ID")
-    _unsupported_values(form)
     try:
         number_row = numbers_store.get_number(session, account_id, from_)
     except NotFound:
@@ -238,6 +240,9 @@ def _create(session: Session, runtime: CallRuntime, sid: str, authorization: str
     digits = _send_digits(form)
     if digits:
         request_doc["send_digits"] = digits
+    record = _record(form)
+    if record is not None:
+        request_doc["record"] = record
     account = session.get(Account, account_id)
     config = _config(number_row.config, request_doc, account.settings if account else None)
     call, _ = store.create_call(session, account_id, store.NewCall(
@@ -267,7 +272,7 @@ def _config(base: dict[str, Any], request_doc: dict[str, Any],
     for calls *to* the number (its voice URL), so the two never clash."""
     own = {k: v for k, v in base.items() if k not in ("flow", "flow_url")}
     for key in CALL_KEYS:
-        if request_doc.get(key):
+        if request_doc.get(key) is not None:
             own[key] = request_doc[key]
     return effective_config(own, {}, account_settings)
 

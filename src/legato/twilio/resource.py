@@ -68,4 +68,6 @@ def call_resource(row: TwilioCall, call: Call) -> dict[str, Any]:
         "legato_call_id": call.id,
         "legato_status": call.status if finished else None,
         "legato_disconnected_by": record.get("disconnected_by") if finished else None,
+        # where the bridged call's recording was written (Record=true, a driver with media)
+        "legato_recording": record.get("recording"),
     }
