@@ -38,6 +38,8 @@ from legato.core.causes import format_reason_header, parse_reason_header
 from legato.core.config import AnswerStep, GatherStep, NumberConfig, PlayStep, Step
 from legato.core.engine import CallSpec, create_call
 from legato.core.events import (
+    DTMF_KEY_SECONDS,
+    DTMF_WAITS,
     Answer,
     Bridge,
     Cancel,
@@ -54,6 +56,7 @@ from legato.core.events import (
     PlayDone,
     Reject,
     Ring,
+    SendDigits,
     StopPlay,
 )
 from legato.core.policy.permissions import InvalidNumber, normalize_number
@@ -730,6 +733,37 @@ class SipDriver:
         if sc.media is not None:
             sc.media.stop_play(command)
 
+    def _send_digits(self, sc: _SipCall, command: SendDigits) -> None:
+        """SendDigits, keyed at the pace the engine waits for (`DTMF_KEY_SECONDS` a key,
+        `w`/`W` pauses): RFC 4733 events on the leg's media when telephone-event was
+        agreed, else one SIP INFO (application/dtmf-relay) per key."""
+        loop, at = asyncio.get_running_loop(), 0.0
+        for key in command.digits:
+            if key in DTMF_WAITS:
+                at += DTMF_WAITS[key]
+                continue
+            loop.call_later(at, self._send_key, sc, command.leg, key)
+            at += DTMF_KEY_SECONDS
+
+    def _send_key(self, sc: _SipCall, leg: int, key: str) -> None:
+        if sc.done:
+            return
+        session = sc.media.sessions.get(leg) if sc.media is not None else None
+        if session is not None and session.endpoint.event_pt is not None:
+            session.endpoint.send_digit(key)
+            return
+        ua_leg = sc.ua.get(leg)
+        if ua_leg is None:
+            return
+        body = f"Signal={key}\r\nDuration={int(DTMF_KEY_SECONDS * 500)}\r\n".encode()
+        try:
+            self.ua.request(ua_leg, "INFO", self._ua_now(), body=body,
+                            content_type="application/dtmf-relay")
+        except LocalProtocolError as exc:  # the leg went away meanwhile
+            log.info("call %s: DTMF %s not sent: %s", sc.call.spec.id, key, exc)
+            return
+        self._flush()
+
     def _media_event(self, sc: _SipCall, event: Event) -> None:
         """PlayDone and Digits from the media (always on a later loop turn)."""
         self._feed(sc, event)
@@ -813,6 +847,7 @@ _COMMANDS: dict[type, Callable[[SipDriver, _SipCall, Any], None]] = {
     Play: SipDriver._play,
     Gather: SipDriver._play,
     StopPlay: SipDriver._stop_play,
+    SendDigits: SipDriver._send_digits,
 }
 
 __all__ = ["SipDriver", "UnsupportedFlow", "audio_steps", "check_supported", "number_lookup"]
