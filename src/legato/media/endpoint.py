@@ -17,6 +17,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -51,7 +52,10 @@ class EndpointStats:
     received_octets: int = 0
     bad_packets: int = 0
     skipped_frames: int = 0
-    lateness: list[float] | None = None  # send time minus due time, seconds (bench)
+    #: send time minus due time, seconds (bench); the send time is read from
+    #: `time.monotonic()` (the loops' clock, uvloop's included) at each send, since the loop's
+    #: own time is cached per iteration (and in whole ms under uvloop)
+    lateness: list[float] | None = None
     jitter: float = 0.0  # RFC 3550 §6.4.1 interarrival jitter, in timestamp units
     _transit: float | None = field(default=None, repr=False)
 
@@ -252,8 +256,8 @@ class RtpEndpoint:
                 self._frame += skipped
                 self._next_ts = (self._next_ts + skipped * size) & 0xFFFFFFFF
         for _ in range(frames):
-            if lateness is not None:
-                lateness.append(now - (self._start + self._frame * self.ptime))
+            if lateness is not None:  # the real send instant, not the loop's cached clock
+                lateness.append(time.monotonic() - (self._start + self._frame * self.ptime))
             payload = source.next_frame(self.codec, size)
             if payload is None:
                 self._finish(stopped=False)

@@ -146,12 +146,12 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
         from legato.gc_tuning import tune_for_calls
 
         tune_for_calls()
-    host, port = driver.local
-    print(f"legato sip driver listening on {host}:{port}/{config.transport}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    host, port = driver.local  # said once a signal stops it cleanly
+    print(f"legato sip driver listening on {host}:{port}/{config.transport}", flush=True)
     await stop.wait()
     stats = driver.stats
     result = {
