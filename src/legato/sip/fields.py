@@ -97,6 +97,18 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str, header: str = "name-addr") -> NameAddr:
+        # The same From/To/Contact text comes back in every message of a dialog: parse once.
+        known = _NAME_ADDRS.get(text)
+        if known is not None:
+            return known
+        parsed = cls._parse(text, header)
+        if len(_NAME_ADDRS) >= _CACHE_MAX:
+            _NAME_ADDRS.clear()  # bounded: the dialogs in progress refill it
+        _NAME_ADDRS[text] = parsed
+        return parsed
+
+    @classmethod
+    def _parse(cls, text: str, header: str) -> NameAddr:
         text = text.strip()
         display: str | None = None
         if text.startswith('"'):
@@ -191,6 +203,7 @@ class CSeq(NamedTuple):
 _CACHE_MAX = 4096
 _CSEQS: dict[str, CSeq] = {}
 _SENT_BY: dict[str, tuple[str, int | None]] = {}
+_NAME_ADDRS: dict[str, NameAddr] = {}  # shared: treat parsed fields as read-only
 
 
 @dataclass(slots=True, frozen=True)
