@@ -187,6 +187,7 @@ class ClientTransaction(Transaction):
             self._timers.pop("E", None)
             self._timers.pop("F", None)
             self._timers["K"] = now + (0 if self.reliable else self.timer_config.t4)
+            self._data = b""  # Timer K only absorbs retransmitted responses
             return True
         return False
 
@@ -287,6 +288,8 @@ class ServerTransaction(Transaction):
         else:
             self.state = State.COMPLETED
             self._timers["J"] = now + (0 if self.reliable else 64 * t1)
+            # For Timer J's 32 s only `_last` is re-sent: keep the method, not the request.
+            self.request = Request(self.request.method, self.request.uri)
 
     def receive_request(self, request: Request, now: float) -> None:
         """A retransmitted request (or the ACK for a non-2xx final) matched this transaction."""
