@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 from twilio_testkit import NUMBER, PHONES, SILENT, SLOW, CustomerApp, LegatoServer, free_port
@@ -89,10 +88,6 @@ def test_final_callback_survives_sigkill(db_url: str, tmp_path: Path,
 #: Until service/orders.py rebuilds a Twilio call's own configuration (its OVERRIDES lack
 #: flow_url, send_digits and record, and a call's flow does not replace the number's),
 #: recovering such a call that never started fails, and with it the server's start.
-ORDERS_NOT_WIRED = "service.orders.order_for does not rebuild a Twilio call's own configuration"
-
-
-@pytest.mark.xfail(strict=True, reason=ORDERS_NOT_WIRED)
 def test_a_twilio_call_that_never_started_is_recovered_with_its_own_flow(
         db_url: str, tmp_path: Path, customer: CustomerApp) -> None:
     """The process died between storing a Twilio call and starting it; the number has a

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,12 @@ async def get_session(database: DatabaseDep) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        await run_in_threadpool(session.close)
+        if session.in_transaction():  # a connection to roll back and return
+            # Not in the routes' worker threads: when they are all waiting for a pooled
+            # connection, this connection must still get back to the pool.
+            await asyncio.to_thread(session.close)
+        else:  # no I/O
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -70,6 +75,9 @@ def get_account_id(
     if credentials is None:
         raise _unauthorized("send the API key as `Authorization: Bearer lgk_...`")
     account_id = account_id_for_key(session, credentials.credentials)
+    # Return the connection now: the route may wait for a worker thread, and a connection
+    # held meanwhile starves the threads that hold the workers (pool/threadpool deadlock).
+    session.close()
     if account_id is None:
         raise _unauthorized("the API key is unknown or has been revoked")
     return account_id

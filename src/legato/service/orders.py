@@ -14,7 +14,9 @@ from legato.service.spec import CallOrder
 from legato.store.models import Account, Call, Number
 
 #: Request fields that override the number's configuration for one call.
-OVERRIDES = ("ring_timeout", "max_duration", "flow")
+OVERRIDES = ("ring_timeout", "max_duration", "flow", "flow_url", "send_digits", "record")
+#: A call's own flow (steps or a URL) replaces the number's, whichever form either has.
+FLOW_KEYS = ("flow", "flow_url")
 
 
 def effective_config(base: dict[str, Any], request: dict[str, Any],
@@ -22,6 +24,9 @@ def effective_config(base: dict[str, Any], request: dict[str, Any],
     """The number's configuration, with the account's defaults where the number sets
     nothing and the call's own overrides on top, validated."""
     merged = AccountSettings.model_validate(account_settings or {}).apply_to(base)
+    if any(request.get(key) is not None for key in FLOW_KEYS):
+        for key in FLOW_KEYS:
+            merged.pop(key, None)
     for key in OVERRIDES:
         if request.get(key) is not None:
             merged[key] = request[key]

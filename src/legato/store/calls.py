@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
@@ -152,9 +152,21 @@ def save_live(
         values["journal"] = journal
     if snapshot is not None:
         values["snapshot"] = snapshot
+    calls = Call.__table__  # Core: the writer's hot path needs no ORM session bookkeeping
     session.execute(
-        update(Call).where(Call.id == call_id, Call.state != COMPLETED).values(**values)
+        calls.update().where(calls.c.id == call_id, calls.c.state != COMPLETED).values(**values)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    """A call's final record, as the runtime hands it to the store."""
+
+    call_id: str
+    record: dict[str, Any]
+    end_reason: str | None = None
+    journal: list[Any] | None = None
+    snapshot: dict[str, Any] | None = None
 
 
 def finish_call(
@@ -164,66 +176,86 @@ def finish_call(
     end_reason: str | None = None,
     journal: list[Any] | None = None,
     snapshot: dict[str, Any] | None = None,
-) -> Call:
-    """Write the final record: the call's columns, its legs and its events, at once."""
-    call = session.get(Call, call_id, with_for_update=True)
-    if call is None:
-        raise NotFound(f"call {call_id} not found")
-    if call.state == COMPLETED:
-        return call
-    answered_at = _instant(record.get("answered_at"))
-    ended_at = _instant(record.get("ended_at"))
-    call.state = COMPLETED
-    call.status = record.get("status")
-    call.answered_at = answered_at
-    call.ended_at = ended_at
-    call.duration_seconds = record.get("duration_seconds")
-    call.billable_seconds = record.get("billable_seconds")
-    call.connected_seconds = (
-        (ended_at - answered_at).total_seconds() if answered_at and ended_at else None
-    )
-    call.disconnected_by = record.get("disconnected_by")
-    call.connected_to = record.get("connected_to")
-    call.picked_by = record.get("picked_by")
-    call.end_reason = end_reason
-    call.record = record
-    if journal is not None:
-        call.journal = journal
-    if snapshot is not None:
-        call.snapshot = snapshot
-    call.updated_at = utcnow()
-    session.execute(delete(Leg).where(Leg.call_id == call_id))
-    session.execute(delete(Event).where(Event.call_id == call_id))
-    session.add_all(_legs(call_id, record.get("legs") or []))
-    session.add_all(_events(call_id, record.get("events") or []))
-    session.flush()
-    return call
+) -> bool:
+    """Write one final record; False when the call is unknown or already completed."""
+    return bool(finish_calls(session, [Final(call_id, record, end_reason, journal, snapshot)]))
 
 
-def _legs(call_id: str, legs: list[dict[str, Any]]) -> list[Leg]:
-    return [
-        Leg(
-            call_id=call_id,
-            position=i,
-            leg=leg["leg"],
-            attempt=leg.get("attempt", 1),
-            role=leg.get("role"),
-            number=leg.get("number"),
-            direction=leg.get("direction"),
-            outcome=leg.get("outcome"),
-            sip_code=leg.get("sip_code"),
-            sip_reason=leg.get("sip_reason"),
-            q850_cause=leg.get("q850_cause"),
-            q850_derived=leg.get("q850_derived"),
-            dialed_at=_instant(leg.get("dialed_at")),
-            ringing_at=_instant(leg.get("ringing_at")),
-            answered_at=_instant(leg.get("answered_at")),
-            ended_at=_instant(leg.get("ended_at")),
-            ended_by=leg.get("ended_by"),
-            ring_seconds=leg.get("ring_seconds"),
-            talk_seconds=leg.get("talk_seconds"),
-            pdd_ms=leg.get("pdd_ms"),
+def finish_calls(session: Session, finals: Sequence[Final]) -> list[str]:
+    """Write final records: each call's columns (one UPDATE, skipped when the call is
+    already completed), then the legs and events of all of them in two bulk INSERTs.
+    Returns the ids of the calls finished now."""
+    calls = Call.__table__
+    finished: list[str] = []
+    legs: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    now = utcnow()
+    for final in finals:
+        record = final.record
+        answered_at = _instant(record.get("answered_at"))
+        ended_at = _instant(record.get("ended_at"))
+        values: dict[str, Any] = {
+            "state": COMPLETED,
+            "status": record.get("status"),
+            "answered_at": answered_at,
+            "ended_at": ended_at,
+            "duration_seconds": record.get("duration_seconds"),
+            "billable_seconds": record.get("billable_seconds"),
+            "connected_seconds": (
+                (ended_at - answered_at).total_seconds() if answered_at and ended_at else None
+            ),
+            "disconnected_by": record.get("disconnected_by"),
+            "connected_to": record.get("connected_to"),
+            "picked_by": record.get("picked_by"),
+            "end_reason": final.end_reason,
+            "record": record,
+            "updated_at": now,
+        }
+        if final.journal is not None:
+            values["journal"] = final.journal
+        if final.snapshot is not None:
+            values["snapshot"] = final.snapshot
+        result = session.execute(
+            calls.update()
+            .where(calls.c.id == final.call_id, calls.c.state != COMPLETED)
+            .values(**values)
         )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            continue
+        finished.append(final.call_id)
+        legs.extend(_legs(final.call_id, record.get("legs") or []))
+        events.extend(_events(final.call_id, record.get("events") or []))
+    if legs:
+        session.execute(Leg.__table__.insert(), legs)
+    if events:
+        session.execute(Event.__table__.insert(), events)
+    return finished
+
+
+def _legs(call_id: str, legs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "call_id": call_id,
+            "position": i,
+            "leg": leg["leg"],
+            "attempt": leg.get("attempt", 1),
+            "role": leg.get("role"),
+            "number": leg.get("number"),
+            "direction": leg.get("direction"),
+            "outcome": leg.get("outcome"),
+            "sip_code": leg.get("sip_code"),
+            "sip_reason": leg.get("sip_reason"),
+            "q850_cause": leg.get("q850_cause"),
+            "q850_derived": leg.get("q850_derived"),
+            "dialed_at": _instant(leg.get("dialed_at")),
+            "ringing_at": _instant(leg.get("ringing_at")),
+            "answered_at": _instant(leg.get("answered_at")),
+            "ended_at": _instant(leg.get("ended_at")),
+            "ended_by": leg.get("ended_by"),
+            "ring_seconds": leg.get("ring_seconds"),
+            "talk_seconds": leg.get("talk_seconds"),
+            "pdd_ms": leg.get("pdd_ms"),
+        }
         for i, leg in enumerate(legs)
     ]
 
@@ -231,16 +263,16 @@ def _legs(call_id: str, legs: list[dict[str, Any]]) -> list[Leg]:
 _EVENT_KEYS = ("t", "type", "leg")
 
 
-def _events(call_id: str, events: list[dict[str, Any]]) -> list[Event]:
+def _events(call_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        Event(
-            call_id=call_id,
-            seq=i,
-            t=float(e.get("t", 0.0)),
-            leg=e.get("leg"),
-            type=str(e.get("type", "")),
-            data={k: v for k, v in e.items() if k not in _EVENT_KEYS},
-        )
+        {
+            "call_id": call_id,
+            "seq": i,
+            "t": float(e.get("t", 0.0)),
+            "leg": e.get("leg"),
+            "type": str(e.get("type", "")),
+            "data": {k: v for k, v in e.items() if k not in _EVENT_KEYS},
+        }
         for i, e in enumerate(events)
     ]
 

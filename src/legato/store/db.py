@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,12 +55,68 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Statements that take SQLite's write lock until the transaction ends.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+class SqliteWriteGate:
+    """One write transaction at a time in this process, queued on a Python lock.
+
+    SQLite has one writer; a second one waits in SQLite's busy handler, which sleeps in
+    growing steps (up to 100 ms) instead of waking when the lock frees. With API requests,
+    the runtime's writer and webhook delivery all writing, throughput collapsed under
+    load. The gate is taken at a transaction's first write and released after its commit
+    or rollback, so waiting writers wake at once. Other processes (the CLI) still meet
+    SQLite's busy timeout.
+    """
+
+    def __init__(self, engine: Engine, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._holder: int | None = None  # id() of the DBAPI connection holding the gate
+        event.listen(engine, "before_cursor_execute", self._before_execute)
+        dialect = engine.dialect
+        commit, rollback = dialect.do_commit, dialect.do_rollback
+
+        def do_commit(connection: Any) -> None:
+            try:
+                commit(connection)
+            finally:
+                self._release(connection)
+
+        def do_rollback(connection: Any) -> None:
+            try:
+                rollback(connection)
+            finally:
+                self._release(connection)
+
+        dialect.do_commit = do_commit  # type: ignore[method-assign]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+        event.listen(engine.pool, "close", lambda conn, _rec: self._release(conn))
+        event.listen(engine.pool, "invalidate", lambda conn, _rec, _exc: self._release(conn))
+
+    def _before_execute(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        key = id(conn.connection.dbapi_connection)
+        if self._holder == key or not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        if not self._lock.acquire(timeout=self.timeout):
+            raise StoreError(f"the store was busy writing for more than {self.timeout:.0f} s")
+        self._holder = key
+
+    def _release(self, connection: Any) -> None:
+        raw = getattr(connection, "dbapi_connection", connection)
+        if self._holder is not None and self._holder == id(raw):
+            self._holder = None
+            self._lock.release()
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for the backend of `url`."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        SqliteWriteGate(engine)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

@@ -92,13 +92,15 @@ def create_call(
             "request body; use a new key for a new call",
             kind="idempotency-conflict",
         ) from None
+    # The order reads the account's settings: inside this transaction, so that no
+    # connection is held after the commit.
+    order = order_for(session, call, received, number_row) if created else None
     session.commit()
     response.headers["Location"] = f"/v1/calls/{call.id}"
-    if not created:
+    if order is None:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
         return store.call_document(call)
-    order = order_for(session, call, received, number_row)
     runtime.launch(order)
     return store.call_document(call)
 

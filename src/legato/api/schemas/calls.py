@@ -39,6 +39,11 @@ class CallCreate(CallBase):
     )
     dnd_category: int | None = Field(default=None, ge=1, le=7, description="NCPR category")
     transactional: bool = False
+    record: bool | None = Field(
+        default=None,
+        description="record the bridged call to a dual-channel WAV (sip driver with media); "
+        "default: the number's `record`",
+    )
     custom_data: JsonValue = Field(default=None, description="echoed back in the record")
     callback_url: AnyHttpUrl | None = Field(default=None, max_length=2000)
 
@@ -148,6 +153,9 @@ class CallPublic(BaseModel):
     end_reason: str | None
     custom_data: JsonValue
     callback_url: str | None
+    recording: str | None = Field(
+        default=None, description="the WAV of a recorded bridge (both sides, one per channel)"
+    )
     legs: list[LegPublic]
     events: list[EventPublic]
 
