@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 import legato
@@ -49,6 +50,10 @@ class ServerSettings:
     media: MediaConfig | None = None
 
 
+#: Worker threads for the sync routes (each holds at most one pooled connection).
+ROUTE_THREADS = 8
+
+
 class DriverUnavailable(RuntimeError):
     """The requested driver cannot run in this server."""
 
@@ -62,6 +67,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Routes are short store round trips: a few worker threads keep the GIL and the
+        # connection pool uncontended (the default 40 convoy under load).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = ROUTE_THREADS
         database = Database(settings.db_url)
         await asyncio.to_thread(database.upgrade)
         sip = directory = None

@@ -33,8 +33,11 @@ def effective_config(base: dict[str, Any], request: dict[str, Any],
     return NumberConfig.model_validate(merged)
 
 
-def _account_settings(session: Session, account_id: str) -> dict[str, Any]:
-    account = session.get(Account, account_id)
+def _account_settings(
+    session: Session, account_id: str, account: Account | None = None
+) -> dict[str, Any]:
+    if account is None:
+        account = session.get(Account, account_id)
     return dict(account.settings or {}) if account is not None else {}
 
 
@@ -52,9 +55,10 @@ def order_for(
     call: Call,
     received_at: float | None = None,
     number: Number | None = None,
+    account: Account | None = None,
 ) -> CallOrder:
-    """The order for a stored call, with its number's current configuration (`number`, when
-    the caller has already loaded it, saves a query on the create-call path)."""
+    """The order for a stored call, with its number's current configuration (`number` and
+    `account`, when the caller has already loaded them, save queries on the create path)."""
     if number is None:
         number = session.scalar(
             select(Number).where(Number.account_id == call.account_id, Number.number == call.number)
@@ -69,7 +73,7 @@ def order_for(
         leg1=leg1,
         leg2=leg2,
         config=effective_config(number.config if number else {}, request,
-                                _account_settings(session, call.account_id)),
+                                _account_settings(session, call.account_id, account)),
         started_at=call.started_at,
         category=request.get("dnd_category"),
         transactional=bool(request.get("transactional", False)),

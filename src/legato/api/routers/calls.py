@@ -27,7 +27,7 @@ from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.service.orders import order_for
 from legato.store import calls as store
 from legato.store import numbers as numbers_store
-from legato.store.accounts import NotFound
+from legato.store.accounts import NotFound, get_account
 from legato.store.export import csv_rows
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
@@ -71,6 +71,9 @@ def create_call(
             "account_number",
             f"{body.number} is not a number of this account; add it with POST /v1/numbers",
         ) from None
+    # Read before the INSERT (its settings shape the order): the store's write lock is
+    # then held only from the INSERT to the commit.
+    owner = get_account(session, account)
     doc = request_document(body)
     new = store.NewCall(
         service=body.service,
@@ -94,7 +97,7 @@ def create_call(
         ) from None
     # The order reads the account's settings: inside this transaction, so that no
     # connection is held after the commit.
-    order = order_for(session, call, received, number_row) if created else None
+    order = order_for(session, call, received, number_row, owner) if created else None
     session.commit()
     response.headers["Location"] = f"/v1/calls/{call.id}"
     if order is None:
