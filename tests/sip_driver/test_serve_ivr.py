@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import wave
 from pathlib import Path
@@ -124,3 +125,50 @@ def test_menu_press_1_reaches_the_agent_and_leaving_is_ivr_answer(tmp_path: Path
         (1, "ANSWERED"), (2, "ANSWERED")]
     assert by_status["IVR-ANSWER"]["disconnected_by"] == "leg1"
     assert any(p.name.startswith("tts-") for p in (tmp_path / ".legato" / "prompt-cache").iterdir())
+
+
+def test_a_missing_prompt_file_is_refused_at_start_and_by_the_api(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
+    db = f"sqlite:///{tmp_path / 'legato.db'}"
+    key = json.loads(legato("accounts", "create", "Acme", "--db", db, "--json", env=env))[
+        "api_key"]
+    config = tmp_path / "menu.json"
+    config.write_text(json.dumps(MENU), encoding="utf-8")
+    legato("numbers", "add", NUMBER, "--config", str(config), "--db", db, env=env)
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    serve = [sys.executable, "-c", "from legato.cli.main import app; app()", "serve",
+             "--driver", "sip", "--sip-listen", f"127.0.0.1:{free_port()}", "--db", db,
+             "--port", str(free_port()), "--log-level", "warning", "--prompts", str(prompts),
+             "--rtp-ports", "53000-53099"]
+    refused = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert (f"number {NUMBER}: flow[1].play: welcome.wav not found in "
+            f"{prompts.resolve()}") in refused.stdout + refused.stderr
+    write_tone(prompts / "welcome.wav")  # now it starts; the API refuses another missing file
+    port = int(serve[serve.index("--port") + 1])
+    server = subprocess.Popen(serve, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        bad = {"flow": [{"answer": {}}, {"play": {"prompt": "closed.wav"}}]}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/numbers/{NUMBER}", method="PUT",
+            data=json.dumps({"config": bad}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(request, timeout=10)
+        problem = json.loads(error.value.read())
+        assert error.value.code == 422
+        assert problem["errors"][0]["field"] == "config.flow[1].play"
+        assert problem["errors"][0]["rule"] == "prompt_file"
+        assert "closed.wav" in problem["errors"][0]["message"]
+        stored = http("GET", f"http://127.0.0.1:{port}/v1/numbers/{NUMBER}", key)
+        assert stored["config"] == MENU  # nothing already stored is lost
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from legato.api.arrival import ArrivalTime
 from legato.api.routers import account, calls, numbers, policies, reports, sim, webhooks
 from legato.drivers.sip import SipDriver, SipDriverConfig, number_lookup
 from legato.media.call import MediaConfig, MediaServer
+from legato.media.prompts import missing_prompts
 from legato.service.directory import NumberDirectory
 from legato.service.dnd import DndSource
 from legato.service.phones import load_phones
@@ -88,6 +90,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if sip is not None:  # engine on the runtime's clock; live states written as they change
             sip.follow(runtime.virtual_now, lambda _call: runtime.wake())
             sip.incoming = runtime  # incoming calls are stored and journaled by the runtime
+            prompts_dir = (settings.media or MediaConfig()).prompts_dir
+            app.state.missing_prompts = partial(missing_prompts, prompts_dir=prompts_dir)
         app.state.database = database
         app.state.runtime = runtime
         await runtime.start()

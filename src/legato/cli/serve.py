@@ -9,6 +9,7 @@ import typer
 
 from legato.cli.db import DbOption, fail, open_store
 from legato.cli.main import app
+from legato.store.db import Database
 
 
 @app.command()
@@ -93,6 +94,10 @@ def serve(
             record_dir=recordings,
         )
     database = open_store(db)  # migrate now, so a bad URL fails before binding the port
+    if driver == "sip":
+        problems = _unplayable_numbers(database, prompts)
+        if problems:
+            fail("numbers whose flows cannot play:\n  " + "\n  ".join(problems), 2)
     url = database.url
     database.dispose()
     try:
@@ -118,3 +123,23 @@ def serve(
 
     tune_for_calls()  # fewer young-generation collections: less tail latency per call
     uvicorn.run(api, host=host, port=port, log_level=log_level, loop="auto")
+
+
+def _unplayable_numbers(database: Database, prompts: Path | None) -> list[str]:
+    """Stored numbers whose configuration no longer validates or names a prompt file
+    missing from `--prompts`: refused at start rather than found by a caller."""
+    from legato.media.prompts import missing_prompts
+    from legato.service.directory import BadNumberConfig, NumberDirectory
+
+    directory = NumberDirectory(database)
+    directory.refresh(force=True)
+    problems = []
+    for number in directory.numbers():
+        try:
+            config = directory.config(number)
+        except BadNumberConfig as exc:
+            problems.append(str(exc))
+            continue
+        if config is not None:
+            problems += [f"number {number}: {p}" for p in missing_prompts(config, prompts)]
+    return problems

@@ -72,6 +72,10 @@ class NumberDirectory:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def numbers(self) -> list[str]:
+        """Every Legato number, sorted."""
+        return sorted(self._entries)
+
     def account_of(self, number: str) -> str | None:
         entry = self._entries.get(number)
         return None if entry is None else entry.account_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from legato.api.deps import AccountId, RuntimeDep, SessionDep
 from legato.api.problems import ApiProblem, field_problem, not_found, problem_responses
@@ -15,6 +15,7 @@ from legato.api.schemas.numbers import (
     NumberUpdate,
     stored_config,
 )
+from legato.core.config import NumberConfig
 from legato.core.policy.permissions import InvalidNumber, normalize_number
 from legato.store import numbers as store
 from legato.store.accounts import NotFound
@@ -35,6 +36,16 @@ def path_number(raw: str) -> str:
         raise field_problem("number", "e164", str(exc), location="path") from None
 
 
+def check_prompts(request: Request, config: NumberConfig | None) -> None:
+    """With the sip driver's media, a flow naming a prompt file missing from the prompts
+    folder is refused: its callers would hear nothing (`legato serve --prompts DIR`)."""
+    check = getattr(request.app.state, "missing_prompts", None)
+    problems = check(config) if check is not None and config is not None else []
+    if problems:
+        where, _, message = problems[0].partition(": ")
+        raise field_problem(f"config.{where}", "prompt_file", message)
+
+
 def public(row: Number) -> NumberPublic:
     return NumberPublic(
         id=row.id,
@@ -52,9 +63,14 @@ def public(row: Number) -> NumberPublic:
     responses=problem_responses(400, 401, 409, 422),
 )
 def create_number(
-    body: NumberCreate, session: SessionDep, account: AccountId, runtime: RuntimeDep
+    body: NumberCreate,
+    request: Request,
+    session: SessionDep,
+    account: AccountId,
+    runtime: RuntimeDep,
 ) -> NumberPublic:
     """Add a number to the account, with an optional configuration."""
+    check_prompts(request, body.config)
     try:
         row = store.create_number(session, account, body.number, stored_config(body.config))
     except store.NumberTaken:
@@ -90,11 +106,13 @@ def get_number(number: NumberPath, session: SessionDep, account: AccountId) -> N
 def put_number(
     number: NumberPath,
     body: NumberUpdate,
+    request: Request,
     session: SessionDep,
     account: AccountId,
     runtime: RuntimeDep,
 ) -> NumberPublic:
     """Replace the number's whole configuration."""
+    check_prompts(request, body.config)
     try:
         row = store.replace_config(
             session, account, path_number(number), stored_config(body.config)
