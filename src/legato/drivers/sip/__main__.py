@@ -143,18 +143,9 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     driver = await SipDriver.open(config, number_lookup(numbers), on_incoming_done=done,
                                   media=None if media is None else MediaServer(media))
     if args.gc_tune:
-        import gc
+        from legato.gc_tuning import tune_for_server
 
-        from legato.gc_tuning import tune_for_calls
-
-        tune_for_calls()
-        # A SIP server needs short pauses more than few collections: with 50,000 young
-        # objects one collection stalls the loop ~45 ms (p99 INVITE->200 54-87 ms at 1,000
-        # calls/s); with 2,000 young collections take < 1.5 ms and the middle generation's
-        # ~10 ms, for less CPU in all. No automatic full collection: with 10,000 calls held
-        # it would stop SIP for about a second, and calls leave next to no cycles
-        # (docs/performance.md, SIP section).
-        gc.set_threshold(2_000, 10, 1_000_000_000)
+        tune_for_server()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
