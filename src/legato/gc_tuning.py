@@ -10,11 +10,19 @@ start-up allocated and collect young objects far less often.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
+import time
+
+log = logging.getLogger("legato")
 
 YOUNG_THRESHOLD = 50_000
 #: A server's thresholds: young 2,000, middle every 10th, no automatic full collection.
 SERVER_THRESHOLDS = (2_000, 10, 1_000_000_000)
+#: ...so a server collects cycles on a timer: about 0.2 cyclic objects per call would
+#: otherwise add up over days (1,000 calls/s: ~17 M objects a day).
+FULL_COLLECTION_SECONDS = 900.0
 
 
 def tune_for_calls() -> None:
@@ -35,3 +43,16 @@ def tune_for_server() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*SERVER_THRESHOLDS)
+
+
+async def collect_cycles(every: float = FULL_COLLECTION_SECONDS) -> None:
+    """Run a full collection every ``every`` seconds while the server runs (a task), when
+    `tune_for_server` turned the automatic ones off."""
+    while True:
+        await asyncio.sleep(every)
+        if gc.get_threshold()[2] < SERVER_THRESHOLDS[2]:
+            continue  # automatic full collections are on: nothing to do
+        start = time.perf_counter()
+        found = gc.collect()
+        log.info("full collection: %d objects in %.0f ms", found,
+                 (time.perf_counter() - start) * 1000)

@@ -18,6 +18,7 @@ from legato.api import problems
 from legato.api.arrival import ArrivalTime
 from legato.api.routers import account, calls, numbers, policies, reports, sim, webhooks
 from legato.drivers.sip import SipDriver, SipDriverConfig, number_lookup
+from legato.gc_tuning import collect_cycles
 from legato.media.call import MediaConfig, MediaServer
 from legato.media.prompts import missing_prompts
 from legato.service.directory import NumberDirectory
@@ -95,9 +96,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.state.database = database
         app.state.runtime = runtime
         await runtime.start()
+        collector = asyncio.create_task(collect_cycles(), name="legato-gc")
         try:
             yield
         finally:
+            collector.cancel()
             await runtime.stop()
             if sip is not None:
                 await sip.close()  # hangs up what the runtime ended

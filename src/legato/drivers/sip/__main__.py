@@ -142,10 +142,12 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
 
     driver = await SipDriver.open(config, number_lookup(numbers), on_incoming_done=done,
                                   media=None if media is None else MediaServer(media))
+    collector = None
     if args.gc_tune:
-        from legato.gc_tuning import tune_for_server
+        from legato.gc_tuning import collect_cycles, tune_for_server
 
         tune_for_server()
+        collector = asyncio.create_task(collect_cycles())  # cycles on a timer instead
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -153,6 +155,8 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     host, port = driver.local  # said once a signal stops it cleanly
     print(f"legato sip driver listening on {host}:{port}/{config.transport}", flush=True)
     await stop.wait()
+    if collector is not None:
+        collector.cancel()
     stats = driver.stats
     result = {
         "calls": stats.calls, "completed": stats.completed, "active": driver.active_calls,
