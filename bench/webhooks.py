@@ -179,42 +179,83 @@ class Serve:
 
 
 # ----------------------------------------------------------------------- load
+class _Conn:
+    """One keep-alive HTTP/1.1 connection to the server (the load generator's own client:
+    httpx costs ~1 ms of CPU per request, and the bench shares the CPUs with the server)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        status = int(status_line.split(b" ", 2)[1])
+        length = 0
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+
 async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[list[str], int]:
     """Place calls at `rate` per second for `seconds`; returns the call ids and failures."""
     ids: list[str] = []
     failures = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(
-        base_url=base, limits=limits, timeout=30, headers={"Authorization": f"Bearer {key}"}
-    ) as http:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    head = (
+        f"POST /v1/calls HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {key}\r\n"
+        "content-type: application/json\r\ncontent-length: "
+    ).encode()
+    idle: list[_Conn] = []
+    conns: list[_Conn] = []
 
-        async def one(i: int) -> None:
-            nonlocal failures
-            body = {
-                "service": "click_to_call",
-                "number": NUMBER,
-                "from": AGENTS[i % len(AGENTS)],
-                "to": CUSTOMERS[i % len(CUSTOMERS)],
-            }
-            try:
-                r = await http.post("/v1/calls", json=body)
-            except httpx.HTTPError:
-                failures += 1
-                return
-            if r.status_code == 201:
-                ids.append(r.json()["id"])
-            else:
-                failures += 1
+    async def one(i: int) -> None:
+        nonlocal failures
+        body = {
+            "service": "click_to_call",
+            "number": NUMBER,
+            "from": AGENTS[i % len(AGENTS)],
+            "to": CUSTOMERS[i % len(CUSTOMERS)],
+        }
+        conn = idle.pop() if idle else None
+        try:
+            if conn is None:
+                conn = _Conn(*await asyncio.open_connection(host, int(port)))
+                conns.append(conn)
+            status, answer = await asyncio.wait_for(conn.post(head, json.dumps(body).encode()), 30)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            failures += 1
+            return  # the connection is dropped, not reused
+        idle.append(conn)
+        if status == 201:
+            ids.append(json.loads(answer)["id"])
+        else:
+            failures += 1
 
-        start = time.perf_counter()
-        tasks = []
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+    start = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    for conn in conns:
+        conn.writer.close()
     return ids, failures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_backend(backend: str, rate: float, seconds: float, workdir: Path) -> dict[str, Any]:
@@ -245,12 +286,14 @@ def run_backend(backend: str, rate: float, seconds: float, workdir: Path) -> dic
         asyncio.run(offer(server.base, key, rate, min(2.0, seconds)))  # warm-up
         warm = set(receiver.completed)
         t0 = time.perf_counter()
+        cpu0 = cpu_seconds(server.proc.pid)
         ids, failures = asyncio.run(offer(server.base, key, rate, seconds))
         offered_for = time.perf_counter() - t0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not set(ids) <= set(receiver.completed):
             time.sleep(0.05)
         elapsed = time.perf_counter() - t0
+        server_cpu = cpu_seconds(server.proc.pid) - cpu0
         latencies = [receiver.completed[i] * 1000 for i in ids if i in receiver.completed]
         with database.session() as s:
             rows = s.execute(
@@ -281,6 +324,7 @@ def run_backend(backend: str, rate: float, seconds: float, workdir: Path) -> dic
             "duplicates": dups,
             "elapsed": elapsed,
             "warm": len(warm),
+            "cpu_ms": server_cpu * 1000 / max(1, len(ids)),
         }
 
 
@@ -318,6 +362,7 @@ def main() -> None:
         "events",
         "dups",
         "missing",
+        "server CPU ms/call",
     ):
         table.add_column(col, justify="right")
     for r in results:
@@ -335,12 +380,14 @@ def main() -> None:
             str(r["events"]),
             str(r["duplicates"]),
             str(r["missing"]),
+            f"{r['cpu_ms']:.2f}",
         )
-    Console().print(table)
+    Console(width=220).print(table)
     print("goal: p99 < 100 ms; events = requests received (8 per call with every type)")
     headline = " ".join(
         f"{r['backend']}_p50_ms={r['p50']:.1f} {r['backend']}_p99_ms={r['p99']:.1f} "
-        f"{r['backend']}_calls_per_s={r['rate']:.0f} {r['backend']}_missing={r['missing']}"
+        f"{r['backend']}_calls_per_s={r['rate']:.0f} {r['backend']}_missing={r['missing']} "
+        f"{r['backend']}_server_cpu_ms_per_call={r['cpu_ms']:.2f}"
         for r in results
     )
     print(headline)
