@@ -121,3 +121,75 @@ def test_bad_media_options_are_refused_before_serving(tmp_path: Path, flag: str)
         env=dict(os.environ, PYTHONPATH=SRC),
     )
     assert result.returncode == 2 and "--rtp-ports" in result.stdout + result.stderr
+
+
+def test_a_number_with_a_flow_url_fetches_its_flow_over_http(tmp_path: Path) -> None:
+    """`flow_url` (Legato's JSON form, the same path TwiML takes) on a real SIP call: the
+    flow is fetched when the INVITE arrives, then rings the agent."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    fetched: list[str] = []
+
+    class Flows(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            fetched.append(self.rfile.read(length).decode())
+            body = json.dumps(FLOW).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    flows = ThreadingHTTPServer(("127.0.0.1", 0), Flows)
+    threading.Thread(target=flows.serve_forever, daemon=True).start()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
+    db = f"sqlite:///{tmp_path / 'legato.db'}"
+    key = json.loads(legato("accounts", "create", "Acme", "--db", db, "--json", env=env))[
+        "api_key"]
+    config = tmp_path / "flow.json"
+    config.write_text(json.dumps({"flow_url": {"url": f"http://127.0.0.1:{flows.server_port}/ivr"}}),
+                      encoding="utf-8")
+    legato("numbers", "add", NUMBER, "--config", str(config), "--db", db, env=env)
+    trunk, sip, port = free_port(), free_port(), free_port()
+    agent = subprocess.Popen(
+        ["sipp", "-sf", str(SCENARIOS / "uas_ring_answer.xml"), "-i", "127.0.0.1",
+         "-p", str(trunk), "-m", "1", "-nostdin", "-timeout", "40", "-timeout_error",
+         "-set", "ring_ms", "300"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from legato.cli.main import app; app()", "serve",
+         "--driver", "sip", "--sip-listen", f"127.0.0.1:{sip}", "--trunk",
+         f"sip:127.0.0.1:{trunk}", "--db", db, "--port", str(port), "--log-level", "warning",
+         "--rtp-ports", "54000-54999"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{base}/openapi.json", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        caller = call_from(sip, NUMBER, tmp_path, "uac_answered_bye.xml", hold_ms=1000)
+        calls: list[dict[str, Any]] = []
+        for _ in range(100):
+            calls = http("GET", f"{base}/v1/calls", key)["data"]
+            if calls and calls[0]["state"] == "completed":
+                break
+            time.sleep(0.1)
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=20)[0].decode(errors="replace")
+        flows.shutdown()
+        agent_rc, agent_out = finished(agent, tmp_path)
+    assert caller[0] == 0, (calls, log[-3000:], caller[1])
+    assert agent_rc == 0, agent_out
+    assert len(fetched) == 1 and "From=%2B" + CALLER.lstrip("+") in fetched[0]
+    assert [(c["status"], c["picked_by"]) for c in calls] == [("ANSWER", AGENT)]

@@ -41,6 +41,14 @@ log = logging.getLogger("legato.twilio")
 FETCH_TIMEOUT = 15.0
 
 
+#: Waits (seconds) for the row of a call that started before it was stored.
+STORE_WAITS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+class NotStored(TwimlError):
+    """The call has no row (yet)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Who:
     account_id: str
@@ -156,7 +164,16 @@ class HttpFlowFetcher:
     async def _identify(self, call_id: str) -> _Who:
         who = self._who.get(call_id)
         if who is None:
-            who = await asyncio.to_thread(self._load, call_id)
+            for delay in STORE_WAITS:
+                try:
+                    who = await asyncio.to_thread(self._load, call_id)
+                    break
+                except NotStored:
+                    # A call that started by itself (an incoming SIP call) fetches its
+                    # flow at once, while the runtime's writer is still inserting its row.
+                    await asyncio.sleep(delay)
+            else:
+                who = await asyncio.to_thread(self._load, call_id)
             if len(self._who) > 10_000:
                 self._who.clear()
             self._who[call_id] = who
@@ -166,7 +183,7 @@ class HttpFlowFetcher:
         with self.database.session() as session:
             account_id = session.scalar(select(CallRow.account_id).where(CallRow.id == call_id))
             if account_id is None:
-                raise TwimlError(f"call {call_id} is not in the store")
+                raise NotStored(f"call {call_id} is not in the store")
             sid = session.scalar(select(TwilioCall.call_sid).where(TwilioCall.call_id == call_id))
             token = signing_token(session, account_id)
         if sid is None:

@@ -46,6 +46,8 @@ from legato.core.events import (
     Command,
     Dial,
     Event,
+    FetchFlow,
+    FlowFetched,
     Gather,
     Hangup,
     LegAnswered,
@@ -200,8 +202,8 @@ class SipDriver:
         self.on_change = on_change
         self.media = media  # with it, incoming flows may answer, play and gather (docs/media.md)
         self._clock = clock  # the engine's clock (None: the event loop's)
-        #: The SimNetwork attribute the Twilio layer sets; flows fetched over HTTP (TwiML)
-        #: are not run by this driver yet, so it is kept only for that surface.
+        #: Answers `FetchFlow` (flow_url, TwiML): the `SimNetwork` surface the Twilio
+        #: layer sets on the runtime's network.
         self.fetcher: Any = None
         self.stats = DriverStats()
         self.registrar: Registrar | None = None
@@ -477,7 +479,7 @@ class SipDriver:
             )
             call, on_done = create_call(spec, start), self.on_incoming_done
         sc = _SipCall(call, on_done, number)
-        if self.media is not None and audio_steps(config.flow):
+        if self.media is not None and (audio_steps(config.flow) or config.flow_url):
             sc.media = self.media.call(lambda event: self._media_event(sc, event), call.spec.id)
             if request.body:
                 sc.media.offers[0] = request.body
@@ -729,6 +731,24 @@ class SipDriver:
         else:
             sc.later.append(PlayDone(command.play))
 
+    def _fetch(self, sc: _SipCall, command: FetchFlow) -> None:
+        """A dynamic flow (flow_url, TwiML, an action URL): the fetcher the runtime set
+        (`fetcher`, the `SimNetwork` surface) answers later, on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def reply(event: FlowFetched) -> None:  # never re-entered from _carry_out
+            loop.call_soon(self._fetched, sc, event)
+
+        if self.fetcher is None:
+            reply(FlowFetched(command.request, None, "this network has no flow fetcher: "
+                              "dynamic flows (flow_url, redirect, actions) cannot be fetched"))
+        else:
+            self.fetcher(command, sc.call, reply)
+
+    def _fetched(self, sc: _SipCall, event: FlowFetched) -> None:
+        self._feed(sc, event)
+        self._flush()
+
     def _stop_play(self, sc: _SipCall, command: StopPlay) -> None:
         if sc.media is not None:
             sc.media.stop_play(command)
@@ -848,6 +868,7 @@ _COMMANDS: dict[type, Callable[[SipDriver, _SipCall, Any], None]] = {
     Gather: SipDriver._play,
     StopPlay: SipDriver._stop_play,
     SendDigits: SipDriver._send_digits,
+    FetchFlow: SipDriver._fetch,
 }
 
 __all__ = ["SipDriver", "UnsupportedFlow", "audio_steps", "check_supported", "number_lookup"]
