@@ -1,28 +1,24 @@
 """Issue 8's "done" under `legato serve --driver sip`: a number whose menu is a WAV from the
 prompts folder then an espeak-ng question; a SIPp caller listens, presses 1 (RFC 2833) and is
 connected to the agent behind the trunk (ANSWER, picked_by the agent); a caller who hangs
-up in the menu gives IVR-ANSWER. The records are read back through the REST API."""
+up in the menu gives IVR-ANSWER. The records are read back through the REST API. A prompt
+file that is missing stops the server at start and is refused by the numbers API."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import struct
 import subprocess
-import sys
-import time
 import urllib.error
-import urllib.request
 import wave
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .harness import SCENARIOS, free_port
-from .test_serve import SRC, http, legato
+from .harness import free_port
+from .serving import Server, Store, finished, sipp_uas
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed"),
@@ -51,7 +47,7 @@ def write_tone(path: Path, seconds: float = 0.6, rate: int = 16000) -> None:
             for i in range(int(seconds * rate))))
 
 
-def caller(tmp: Path, scenario: str, sip: int, **sets: int) -> subprocess.Popen[bytes]:
+def caller(tmp: Path, scenario: str, server: Server, **sets: int) -> tuple[int, str]:
     text = (MEDIA / scenario).read_text(encoding="utf-8").replace("{{digit}}", "1")
     path = tmp / scenario
     path.write_text(text, encoding="utf-8")
@@ -60,59 +56,27 @@ def caller(tmp: Path, scenario: str, sip: int, **sets: int) -> subprocess.Popen[
             "-timeout", "40", "-timeout_error", "-trace_err", "-s", NUMBER.lstrip("+")]
     for name, value in sets.items():
         args += ["-set", name, str(value)]
-    return subprocess.Popen([*args, f"127.0.0.1:{sip}"], cwd=tmp, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-
-
-def finished(proc: subprocess.Popen[bytes], tmp: Path) -> tuple[int, str]:
-    out = proc.communicate(timeout=60)[0].decode(errors="replace")
-    errors = "".join(p.read_text(errors="replace")[-2000:] for p in tmp.glob("*_errors.log"))
-    return proc.returncode, out[-1500:] + errors
+    proc = subprocess.Popen([*args, f"127.0.0.1:{server.sip}"], cwd=tmp,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return finished(proc, tmp)
 
 
 def test_menu_press_1_reaches_the_agent_and_leaving_is_ivr_answer(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
-    db = f"sqlite:///{tmp_path / 'legato.db'}"
-    key = json.loads(legato("accounts", "create", "Acme", "--db", db, "--json", env=env))[
-        "api_key"]
+    store = Store(tmp_path)
     prompts = tmp_path / "prompts"
     prompts.mkdir()
     write_tone(prompts / "welcome.wav")
-    trunk, sip, port = free_port(), free_port(), free_port()
-    agent = subprocess.Popen(
-        ["sipp", "-sf", str(SCENARIOS / "uas_ring_answer_bye.xml"), "-i", "127.0.0.1",
-         "-p", str(trunk), "-m", "1", "-nostdin", "-timeout", "40", "-timeout_error",
-         "-set", "ring_ms", "800", "-set", "talk_ms", "1500"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from legato.cli.main import app; app()", "serve",
-         "--driver", "sip", "--sip-listen", f"127.0.0.1:{sip}", "--trunk",
-         f"sip:127.0.0.1:{trunk}", "--db", db, "--port", str(port), "--log-level", "warning",
-         "--prompts", str(prompts), "--rtp-ports", "52000-52999"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    trunk = free_port()
+    agent = sipp_uas(tmp_path, trunk, "uas_ring_answer_bye.xml", 1, ring_ms=800, talk_ms=1500)
+    server = Server(store, trunk, "--prompts", str(prompts), "--rtp-ports", "52000-52999")
+    server.start()
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{base}/openapi.json", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        http("POST", f"{base}/v1/numbers", key, {"number": NUMBER, "config": MENU})
-        pressed = finished(caller(tmp_path, "ivr_press.xml", sip, listen_ms=2500), tmp_path)
-        left = finished(caller(tmp_path, "ivr_leave.xml", sip, listen_ms=1500), tmp_path)
-        calls: list[dict[str, Any]] = []
-        for _ in range(100):
-            calls = http("GET", f"{base}/v1/calls", key)["data"]
-            if len(calls) == 2 and all(c["state"] == "completed" for c in calls):
-                break
-            time.sleep(0.1)
-        records = [http("GET", f"{base}/v1/calls/{c['id']}", key) for c in calls]
+        server.api("POST", "/v1/numbers", {"number": NUMBER, "config": MENU})
+        pressed = caller(tmp_path, "ivr_press.xml", server, listen_ms=2500)
+        left = caller(tmp_path, "ivr_leave.xml", server, listen_ms=1500)
+        records = server.calls(2)
     finally:
-        server.terminate()
-        server_out = server.communicate(timeout=20)[0].decode(errors="replace")
+        server_out = server.stop()
         agent_rc, agent_out = finished(agent, tmp_path)
     assert pressed[0] == 0, pressed[1]
     assert left[0] == 0, left[1]
@@ -128,47 +92,26 @@ def test_menu_press_1_reaches_the_agent_and_leaving_is_ivr_answer(tmp_path: Path
 
 
 def test_a_missing_prompt_file_is_refused_at_start_and_by_the_api(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
-    db = f"sqlite:///{tmp_path / 'legato.db'}"
-    key = json.loads(legato("accounts", "create", "Acme", "--db", db, "--json", env=env))[
-        "api_key"]
-    config = tmp_path / "menu.json"
-    config.write_text(json.dumps(MENU), encoding="utf-8")
-    legato("numbers", "add", NUMBER, "--config", str(config), "--db", db, env=env)
+    store = Store(tmp_path)
+    store.add_number(NUMBER, MENU)
     prompts = tmp_path / "prompts"
     prompts.mkdir()
-    serve = [sys.executable, "-c", "from legato.cli.main import app; app()", "serve",
-             "--driver", "sip", "--sip-listen", f"127.0.0.1:{free_port()}", "--db", db,
-             "--port", str(free_port()), "--log-level", "warning", "--prompts", str(prompts),
-             "--rtp-ports", "53000-53099"]
-    refused = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=60)
+    server = Server(store, None, "--prompts", str(prompts), "--rtp-ports", "53000-53099")
+    refused = server.run_to_exit()
     assert refused.returncode == 2
     assert (f"number {NUMBER}: flow[1].play: welcome.wav not found in "
             f"{prompts.resolve()}") in refused.stdout + refused.stderr
     write_tone(prompts / "welcome.wav")  # now it starts; the API refuses another missing file
-    port = int(serve[serve.index("--port") + 1])
-    server = subprocess.Popen(serve, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server.start()
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         bad = {"flow": [{"answer": {}}, {"play": {"prompt": "closed.wav"}}]}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/numbers/{NUMBER}", method="PUT",
-            data=json.dumps({"config": bad}).encode(),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as error:
-            urllib.request.urlopen(request, timeout=10)
+            server.api("PUT", f"/v1/numbers/{NUMBER}", {"config": bad})
         problem = json.loads(error.value.read())
         assert error.value.code == 422
         assert problem["errors"][0]["field"] == "config.flow[1].play"
         assert problem["errors"][0]["rule"] == "prompt_file"
         assert "closed.wav" in problem["errors"][0]["message"]
-        stored = http("GET", f"http://127.0.0.1:{port}/v1/numbers/{NUMBER}", key)
-        assert stored["config"] == MENU  # nothing already stored is lost
+        assert server.api("GET", f"/v1/numbers/{NUMBER}")["config"] == MENU  # nothing lost
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        server.stop()
