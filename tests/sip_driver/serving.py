@@ -56,6 +56,19 @@ def sipp_uas(
     return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def sipp_uac(cwd: Path, scenario: Path, sip: int, number: str, *extra: str, **sets: int
+             ) -> tuple[int, str]:
+    """One SIPp call to the Legato ``number`` at 127.0.0.1:``sip``; its exit code and output."""
+    args = ["sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(free_port()), "-m", "1",
+            "-nostdin", "-timeout", "40", "-timeout_error", "-trace_err",
+            "-s", number.lstrip("+"), *extra]
+    for name, value in sets.items():
+        args += ["-set", name, str(value)]
+    proc = subprocess.Popen([*args, f"127.0.0.1:{sip}"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return finished(proc, cwd)
+
+
 @dataclass
 class Store:
     """A SQLite store with one account (made with `legato accounts create`)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from .harness import SCENARIOS, Case, facts, free_port, now_iso, run_sim
-from .serving import Server, Store, finished, sipp_uas
+from .serving import Server, Store, finished, sipp_uac, sipp_uas
 from .test_statuses import AGENT, CALLER, NUMBER
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
@@ -28,14 +27,8 @@ FLOW = {"flow": [{"dial": {"to": [AGENT]}}]}
 
 def call_from(server: Server, number: str, tmp: Path, scenario: str, **sets: int
               ) -> tuple[int, str]:
-    args = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(free_port()),
-            "-nostdin", "-timeout", "30", "-timeout_error", "-trace_err", "-m", "1",
-            "-key", "caller", CALLER.lstrip("+"), "-s", number.lstrip("+")]
-    for name, value in sets.items():
-        args += ["-set", name, str(value)]
-    proc = subprocess.Popen([*args, f"127.0.0.1:{server.sip}"], cwd=tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return finished(proc, tmp)
+    return sipp_uac(tmp, SCENARIOS / scenario, server.sip, number,
+                    "-key", "caller", CALLER.lstrip("+"), **sets)
 
 
 def test_incoming_calls_to_stored_numbers_are_answered_and_recorded(tmp_path: Path) -> None:

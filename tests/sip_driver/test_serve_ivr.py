@@ -10,7 +10,6 @@ import json
 import math
 import shutil
 import struct
-import subprocess
 import urllib.error
 import wave
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .harness import free_port
-from .serving import Server, Store, finished, sipp_uas
+from .serving import Server, Store, finished, sipp_uac, sipp_uas
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed"),
@@ -51,14 +50,8 @@ def caller(tmp: Path, scenario: str, server: Server, **sets: int) -> tuple[int, 
     text = (MEDIA / scenario).read_text(encoding="utf-8").replace("{{digit}}", "1")
     path = tmp / scenario
     path.write_text(text, encoding="utf-8")
-    args = ["sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(free_port()),
-            "-mp", str(free_port() // 2 * 2 % 20000 + 30000), "-m", "1", "-nostdin",
-            "-timeout", "40", "-timeout_error", "-trace_err", "-s", NUMBER.lstrip("+")]
-    for name, value in sets.items():
-        args += ["-set", name, str(value)]
-    proc = subprocess.Popen([*args, f"127.0.0.1:{server.sip}"], cwd=tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return finished(proc, tmp)
+    media_port = str(free_port() // 2 * 2 % 20000 + 30000)
+    return sipp_uac(tmp, path, server.sip, NUMBER, "-mp", media_port, **sets)
 
 
 def test_menu_press_1_reaches_the_agent_and_leaving_is_ivr_answer(tmp_path: Path) -> None:
