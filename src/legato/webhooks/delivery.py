@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
@@ -114,7 +114,7 @@ class DeliveryWorker:
         self._results: asyncio.Queue[Outcome | Release | None] = asyncio.Queue()
         self._inflight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._stopping = False
         self.sent = 0
 
@@ -125,11 +125,15 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         limit = self.settings.concurrency
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.settings.timeout),
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            follow_redirects=False,
+        # aiohttp, not httpx: ~0.1 ms of CPU per request against 1.5-2.5 ms for httpx with
+        # many connections open (its pool is scanned per request), which capped delivery
+        # at a few hundred requests/s of a whole CPU. Cookies are not kept between events.
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
             headers={"user-agent": USER_AGENT},
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=True,
         )
         outbox.add_waker(self.wake)
         try:
@@ -166,7 +170,7 @@ class DeliveryWorker:
             await self._tasks[1]
         self._tasks = []
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
 
     def wake(self) -> None:
         """Look for work now; callable from any thread (the store writer's commit)."""
@@ -362,11 +366,9 @@ class DeliveryWorker:
             status, excerpt = await asyncio.wait_for(self._post(claim, headers), timeout)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-        except TimeoutError:
+        except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
             error = f"timeout: no complete response within {timeout:g} s"
-        except httpx.TimeoutException:
-            error = f"timeout: no complete response within {timeout:g} s"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc or 'connection failed'}"
         except Exception as exc:  # a bad URL must fail the attempt, not the worker
             error = f"{type(exc).__name__}: {exc}"
@@ -377,13 +379,16 @@ class DeliveryWorker:
 
     async def _post(self, claim: Claim, headers: dict[str, str]) -> tuple[int, str]:
         assert self._client is not None
-        async with self._client.stream("POST", claim.url, content=claim.body, headers=headers) as r:
+        async with self._client.post(
+            claim.url, data=claim.body, headers=headers, allow_redirects=False
+        ) as r:
             kept = b""
-            async for chunk in r.aiter_bytes():
-                kept += chunk
-                if len(kept) >= EXCERPT_BYTES:
+            while len(kept) < EXCERPT_BYTES:
+                chunk = await r.content.read(EXCERPT_BYTES - len(kept))
+                if not chunk:
                     break
-            return r.status_code, kept[:EXCERPT_BYTES].decode("utf-8", "replace")
+                kept += chunk
+            return r.status, kept[:EXCERPT_BYTES].decode("utf-8", "replace")
 
     # ----------------------------------------------------------------- recording
     async def _record_loop(self) -> None:
