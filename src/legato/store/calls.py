@@ -375,10 +375,11 @@ def iter_calls(
             return
 
 
-def call_document(call: Call) -> dict[str, Any]:
+def call_document(call: Call, record: dict[str, Any] | None = None) -> dict[str, Any]:
     """The call as the API, the CLI and exports show it: the DESIGN section 7 record
-    (partial while the call runs) plus the request's echo and the lifecycle state."""
-    record = call.record or {}
+    (partial while the call runs) plus the request's echo and the lifecycle state.
+    ``record``: the call's record when the caller has it (then `call.record` is not read)."""
+    record = (call.record if record is None else record) or {}
     doc: dict[str, Any] = {
         "id": call.id,
         "service": call.service,
