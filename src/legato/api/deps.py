@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from legato.api.problems import ApiProblem
 from legato.service.runtime import CallRuntime
-from legato.store.accounts import account_id_for_key
+from legato.store.accounts import account_id_for_key, known_account_id
 from legato.store.db import Database
 
 bearer = HTTPBearer(
@@ -67,20 +67,32 @@ def _unauthorized(detail: str) -> ApiProblem:
     )
 
 
-def get_account_id(
+async def get_account_id(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    """The id of the account whose live key authenticates the request."""
+    """The id of the account whose live key authenticates the request.
+
+    A key found live moments ago is answered from memory (see `known_account_id`), on the
+    loop; otherwise the store is asked in a thread."""
     if credentials is None:
         raise _unauthorized("send the API key as `Authorization: Bearer lgk_...`")
-    account_id = account_id_for_key(session, credentials.credentials)
-    # Return the connection now: the route may wait for a worker thread, and a connection
-    # held meanwhile starves the threads that hold the workers (pool/threadpool deadlock).
-    session.close()
+    account_id = known_account_id(credentials.credentials)
+    if account_id is None:
+        account_id = await asyncio.to_thread(_look_up, session, credentials.credentials)
     if account_id is None:
         raise _unauthorized("the API key is unknown or has been revoked")
     return account_id
+
+
+def _look_up(session: Session, api_key: str) -> str | None:
+    try:
+        return account_id_for_key(session, api_key)
+    finally:
+        # Return the connection now: the route may wait for a worker thread, and a
+        # connection held meanwhile starves the threads that hold the workers
+        # (pool/threadpool deadlock).
+        session.close()
 
 
 AccountId = Annotated[str, Depends(get_account_id)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from legato.store.ids import hash_api_key, key_prefix, new_api_key, new_id
@@ -78,6 +80,7 @@ def revoke_key(session: Session, key_ref: str, now: datetime | None = None) -> A
     key = _find_key(session, key_ref)
     if key.revoked_at is None:
         key.revoked_at = now or utcnow()
+    _forget_live_keys_on_commit(session)
     return key
 
 
@@ -88,6 +91,7 @@ def rotate_key(session: Session, account_id: str) -> IssuedKey:
     for key in list_keys(session, account_id):
         if key.id != issued.key_id and key.revoked_at is None:
             key.revoked_at = now
+    _forget_live_keys_on_commit(session)
     return issued
 
 
@@ -101,13 +105,52 @@ def authenticate(session: Session, api_key: str) -> Account | None:
     return row
 
 
+#: How long this process trusts a key it found live without asking the store again.
+#: Revocations made in this process (API, `revoke_key`, `rotate_key`) apply at once; one
+#: made by another process (the CLI against a running server) within this many seconds.
+LIVE_KEY_SECONDS = 2.0
+_LIVE_KEYS_MAX = 10_000
+#: key hash -> (account id, monotonic expiry). Only live keys: an unknown key is asked
+#: about every time, so a key issued by another process works at once.
+_live_keys: dict[str, tuple[str, float]] = {}
+
+
 def account_id_for_key(session: Session, api_key: str) -> str | None:
-    """The id of the account a live key belongs to: one indexed lookup, no join (hot path)."""
-    return session.scalar(
-        select(ApiKey.account_id).where(
-            ApiKey.key_hash == hash_api_key(api_key), ApiKey.revoked_at.is_(None)
-        )
+    """The id of the account a live key belongs to: one indexed lookup, no join (hot path),
+    skipped for a key found live less than LIVE_KEY_SECONDS ago."""
+    digest = hash_api_key(api_key)
+    now = time.monotonic()
+    known = _live_keys.get(digest)
+    if known is not None and known[1] > now:
+        return known[0]
+    account_id = session.scalar(
+        select(ApiKey.account_id).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
     )
+    if account_id is None:
+        _live_keys.pop(digest, None)
+    else:
+        if len(_live_keys) >= _LIVE_KEYS_MAX:
+            _live_keys.clear()
+        _live_keys[digest] = (account_id, now + LIVE_KEY_SECONDS)
+    return account_id
+
+
+def known_account_id(api_key: str) -> str | None:
+    """The account of a key found live less than LIVE_KEY_SECONDS ago (no I/O), else None."""
+    known = _live_keys.get(hash_api_key(api_key))
+    return known[0] if known is not None and known[1] > time.monotonic() else None
+
+
+def forget_live_keys(*_: Any) -> None:
+    """Drop the live-key cache: the next request with any key asks the store."""
+    _live_keys.clear()
+
+
+def _forget_live_keys_on_commit(session: Session) -> None:
+    # Now, and again once the revocation is visible: a request in between may have put
+    # the key back from a store that did not show the revocation yet.
+    forget_live_keys()
+    event.listen(session, "after_commit", forget_live_keys, once=True)
 
 
 def _find_key(session: Session, key_ref: str) -> ApiKey:
