@@ -53,3 +53,25 @@ def test_revoke_by_prefix_and_unknown_key(db: Database) -> None:
             accounts.revoke_key(s, "lgk_nosuchkey")
         with pytest.raises(ValueError, match="name"):
             accounts.create_account(s, "  ")
+
+
+def test_remembered_live_keys_forget_revocations_made_in_this_process(db: Database) -> None:
+    """The hot-path lookup remembers live keys for a moment; revoking or rotating here
+    takes effect at once, and keys never seen live (new or unknown) are always asked."""
+    with db.session() as s:
+        first = accounts.create_account(s, "Acme")
+        second = accounts.issue_key(s, first.account_id)
+    with db.session() as s:
+        assert accounts.account_id_for_key(s, first.api_key) == first.account_id
+        assert accounts.account_id_for_key(s, second.api_key) == first.account_id
+    assert accounts.known_account_id(first.api_key) == first.account_id  # remembered
+    with db.session() as s:
+        accounts.revoke_key(s, first.key_id)
+    with db.session() as s:
+        assert accounts.account_id_for_key(s, first.api_key) is None
+        assert accounts.account_id_for_key(s, second.api_key) == first.account_id
+        rotated = accounts.rotate_key(s, first.account_id)
+    with db.session() as s:
+        assert accounts.account_id_for_key(s, second.api_key) is None
+        assert accounts.account_id_for_key(s, rotated.api_key) == first.account_id
+    assert accounts.known_account_id("lgk_never_issued") is None
