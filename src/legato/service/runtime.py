@@ -64,6 +64,9 @@ class _Write:
     end_reason: str | None = None
     #: A call that started by itself (an incoming SIP call): its row, inserted first.
     new: tuple[str, store.NewCall, datetime] | None = None
+    #: A live write not yet taken: its record and journal are read from the running call
+    #: when the writer picks it up (see `CallRuntime._take`).
+    source: JournaledCall | None = None
 
 
 #: Called by the writer inside the transaction that persists call writes (webhook outbox).
@@ -108,6 +111,8 @@ class CallRuntime:
         self._epoch = 0.0
         self._wake = asyncio.Event()
         self._writes: asyncio.Queue[_Write | None] = asyncio.Queue()
+        #: Calls with a live write queued and not yet taken by the writer.
+        self._live_queued: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -315,20 +320,18 @@ class CallRuntime:
 
     # ----------------------------------------------------------------- the pump
     def _step(self) -> None:
-        """Run everything due now, then queue the live state of every call that changed."""
+        """Run everything due now, then queue a live write for every call that changed
+        (one per call until the writer takes it: it then reads the call's latest state)."""
         self.network.run(until=self.virtual_now())
         for call_id, jcall in self._active.items():
             if jcall.dirty:
                 jcall.dirty = False
                 self._note_first_dial(jcall)
-                self._writes.put_nowait(
-                    _Write(
-                        call_id,
-                        jcall.record.to_dict(),
-                        list(jcall.journal),
-                        self._snapshots.pop(call_id, None),
-                    )
-                )
+                snap = self._snapshots.pop(call_id, None)
+                if call_id in self._live_queued and snap is None:
+                    continue
+                self._live_queued.add(call_id)
+                self._writes.put_nowait(_Write(call_id, {}, [], snap, source=jcall))
                 self._idle.clear()
 
     async def _pump(self) -> None:
@@ -396,6 +399,7 @@ class CallRuntime:
                     stopping = True
                 else:
                     pending.append(item)
+            self._take(pending)
             if pending:
                 try:
                     await asyncio.to_thread(self._write, pending)
@@ -421,11 +425,23 @@ class CallRuntime:
             if stopping:
                 return
 
+    def _take(self, writes: list[_Write]) -> None:
+        """Give queued live writes the call's state as it is now, on the loop (the engine
+        is not thread-safe). Under load the writer's passes take longer and more changes
+        of a call fold into one write: the record is encoded once per pass, not per step."""
+        for w in writes:
+            jcall = w.source
+            if jcall is not None:
+                w.source = None
+                self._live_queued.discard(w.call_id)
+                w.record, w.journal = jcall.record.to_dict(), list(jcall.journal)
+
     def _write(self, writes: list[_Write]) -> None:
         latest: dict[str, _Write] = {}
         order: list[_Write] = []
+        ended = {w.call_id for w in writes if w.final}
         for w in writes:  # only the newest live state of a call is worth writing
-            if not w.final:
+            if not w.final and w.call_id not in ended:  # the final record supersedes it
                 latest[w.call_id] = w
         for w in writes:
             if w.final or latest.get(w.call_id) is w:
@@ -445,9 +461,7 @@ class CallRuntime:
             for w in order:
                 snap = snapshots.pop(w.call_id, None)
                 if w.final:
-                    finals.append(
-                        store.Final(w.call_id, w.record, w.end_reason, w.journal, snap)
-                    )
+                    finals.append(store.Final(w.call_id, w.record, w.end_reason, w.journal, snap))
                 else:
                     store.save_live(session, w.call_id, w.record, w.journal, snap)
             store.finish_calls(session, finals)  # legs and events in bulk
