@@ -8,6 +8,7 @@ serialised, so the hot path never builds a datetime.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -79,6 +80,47 @@ class LegRecord:
         }
 
 
+class Detail(Mapping[str, Any]):
+    """A timeline detail of one key (most are: the number dialled, the SIP code): reads as
+    the dict it stands for, in 48 bytes instead of a dict's 184. See `compact_timeline`."""
+
+    __slots__ = ("key", "value")
+
+    def __init__(self, key: str, value: Any) -> None:
+        self.key = key
+        self.value = value
+
+    def __getitem__(self, key: str) -> Any:
+        if key == self.key:
+            return self.value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield self.key
+
+    def __len__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return repr({self.key: self.value})
+
+
+Timeline = list[tuple[float, str, "LegRecord | None", Mapping[str, Any] | None]]
+
+
+def compact_timeline(timeline: Timeline, start: int = 0) -> int:
+    """Turn the one-key detail dicts of ``timeline[start:]`` into `Detail`s, and return
+    where the next call should start. For drivers that hold calls for minutes (10,000 SIP
+    calls in progress keep five such details each); the engine's hot path builds plain
+    dicts, which is cheaper for calls that end at once (the simulator)."""
+    for i in range(start, len(timeline)):
+        t, kind, rec, detail = timeline[i]
+        if type(detail) is dict and len(detail) == 1:
+            for key, value in detail.items():
+                timeline[i] = (t, kind, rec, Detail(key, value))
+    return len(timeline)
+
+
 @dataclass(frozen=True, slots=True)
 class CallEvent:
     """One entry of the call's timeline: ``t`` seconds after the start."""
@@ -137,7 +179,7 @@ class CallRecord:
     legs: list[LegRecord] = field(default_factory=list)
     #: (t on the driver's clock, type, leg or None, detail or None); built cheaply on the
     #: hot path and turned into `CallEvent`s only when asked for.
-    timeline: list[tuple[float, str, LegRecord | None, dict[str, Any] | None]] = field(
+    timeline: Timeline = field(
         default_factory=list)
     from_numbers: tuple[str, ...] = ()
     to_numbers: tuple[str, ...] = ()

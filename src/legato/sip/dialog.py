@@ -4,7 +4,7 @@ the construction of requests inside the dialog (§12.2.1.1, loose and strict rou
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from legato.sip.errors import RemoteProtocolError
 from legato.sip.fields import NameAddr
@@ -30,7 +30,7 @@ class Dialog:
     local_seq: int
     remote_seq: int | None
     remote_target: str
-    route_set: list[str] = field(default_factory=list)
+    route_set: tuple[str, ...] = ()  # a tuple: most dialogs have none, and share ()
     state: DialogState = DialogState.EARLY
 
     @classmethod
@@ -49,7 +49,7 @@ class Dialog:
             local_seq=invite.cseq.seq,
             remote_seq=None,
             remote_target=_contact_uri(response) or invite.uri,
-            route_set=list(reversed(response.get_all("Record-Route"))),
+            route_set=tuple(reversed(response.get_all("Record-Route"))),
             state=DialogState.EARLY if response.status < 200 else DialogState.CONFIRMED,
         )
 
@@ -69,7 +69,7 @@ class Dialog:
             local_seq=0,
             remote_seq=invite.cseq.seq,
             remote_target=target,
-            route_set=list(invite.get_all("Record-Route")),
+            route_set=tuple(invite.get_all("Record-Route")),
         )
 
     def update_from_response(self, response: Response) -> None:
@@ -79,7 +79,7 @@ class Dialog:
         if contact is not None:
             self.remote_target = contact
         if self.state is DialogState.EARLY:
-            self.route_set = list(reversed(response.get_all("Record-Route")))
+            self.route_set = tuple(reversed(response.get_all("Record-Route")))
             if 200 <= response.status < 300:
                 self.state = DialogState.CONFIRMED
 

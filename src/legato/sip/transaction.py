@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from legato.sip.errors import LocalProtocolError
 from legato.sip.message import Request, Response, make_response
@@ -82,22 +83,45 @@ class Transaction:
         self.reliable = reliable
         self.leg = leg  # the user agent's leg this transaction belongs to, if any
         self.state = State.TRYING
-        self._timers: dict[str, float] = {}
+        # name, when, name, when...: a flat list (88 bytes) rather than a dict (184): a
+        # transaction runs at most three timers, and 10,000 held calls keep two each.
+        self._timers: list[Any] = []
         self.scheduled: float | None = None  # deadline last pushed on the agent's heap
 
     @property
     def deadline(self) -> float | None:
-        return min(self._timers.values()) if self._timers else None
+        timers = self._timers
+        if not timers:
+            return None
+        when: float = timers[1] if len(timers) == 2 else min(timers[1::2])
+        return when
 
     @property
     def terminated(self) -> bool:
         return self.state is State.TERMINATED
 
     def _due(self, now: float) -> list[str]:
-        due = [name for name, when in self._timers.items() if when <= now]
+        timers = self._timers
+        due: list[str] = [timers[i] for i in range(0, len(timers), 2) if timers[i + 1] <= now]
         for name in due:
-            del self._timers[name]
+            self._pop_timer(name)
         return due
+
+    def _set_timer(self, name: str, when: float) -> None:
+        timers = self._timers
+        for i in range(0, len(timers), 2):
+            if timers[i] == name:
+                timers[i + 1] = when
+                return
+        timers.append(name)
+        timers.append(when)
+
+    def _pop_timer(self, name: str) -> None:
+        timers = self._timers
+        for i in range(0, len(timers), 2):
+            if timers[i] == name:
+                del timers[i : i + 2]
+                return
 
     def _terminate(self) -> None:
         self.state = State.TERMINATED
@@ -137,12 +161,12 @@ class ClientTransaction(Transaction):
         if self.is_invite:
             self.state = State.CALLING
             if not reliable:
-                self._timers["A"] = now + t1
-            self._timers["B"] = now + 64 * t1
+                self._set_timer("A", now + t1)
+            self._set_timer("B", now + 64 * t1)
         else:
             if not reliable:
-                self._timers["E"] = now + t1
-            self._timers["F"] = now + 64 * t1
+                self._set_timer("E", now + t1)
+            self._set_timer("F", now + 64 * t1)
 
     @property
     def is_invite(self) -> bool:
@@ -154,22 +178,22 @@ class ClientTransaction(Transaction):
         state = self.state
         if self.is_invite:
             if state in (State.CALLING, State.PROCEEDING):
-                self._timers.pop("A", None)
+                self._pop_timer("A")
                 self._data = b""  # an INVITE is never re-sent once answered (§17.1.1.2)
                 if status < 200:
                     self.state = State.PROCEEDING
-                    self._timers.pop("B", None)
+                    self._pop_timer("B")
                     return True
                 if status < 300:
                     self.state = State.ACCEPTED
-                    self._timers.pop("B", None)
-                    self._timers["M"] = now + 64 * self.timer_config.t1
+                    self._pop_timer("B")
+                    self._set_timer("M", now + 64 * self.timer_config.t1)
                     return True
                 self.state = State.COMPLETED
-                self._timers.pop("B", None)
+                self._pop_timer("B")
                 self._final_ack = build_ack_for_non_2xx(self.request, response).to_bytes()
                 self.out.append((self._final_ack, self.dest))
-                self._timers["D"] = now + (0 if self.reliable else 32.0)
+                self._set_timer("D", now + (0 if self.reliable else 32.0))
                 return True
             if state is State.COMPLETED and status >= 300 and self._final_ack is not None:
                 self.out.append((self._final_ack, self.dest))
@@ -184,9 +208,9 @@ class ClientTransaction(Transaction):
                 self.state = State.PROCEEDING
                 return True
             self.state = State.COMPLETED
-            self._timers.pop("E", None)
-            self._timers.pop("F", None)
-            self._timers["K"] = now + (0 if self.reliable else self.timer_config.t4)
+            self._pop_timer("E")
+            self._pop_timer("F")
+            self._set_timer("K", now + (0 if self.reliable else self.timer_config.t4))
             self._data = b""  # Timer K only absorbs retransmitted responses
             return True
         return False
@@ -194,7 +218,7 @@ class ClientTransaction(Transaction):
     def stop_waiting_after_cancel(self, now: float) -> None:
         """§9.1: after CANCEL, give up on the INVITE if no final comes within 64*T1."""
         if self.state in (State.CALLING, State.PROCEEDING):
-            self._timers["B"] = now + 64 * self.timer_config.t1
+            self._set_timer("B", now + 64 * self.timer_config.t1)
 
     def on_timer(self, now: float) -> bool:
         timed_out = False
@@ -208,7 +232,7 @@ class ClientTransaction(Transaction):
                     self._interval = cfg.t2
                 else:
                     self._interval = min(self._interval * 2, cfg.t2)
-                self._timers[name] = now + self._interval
+                self._set_timer(name, now + self._interval)
             elif name in ("B", "F"):
                 self._terminate()
                 timed_out = True
@@ -241,7 +265,7 @@ class ServerTransaction(Transaction):
             if timer_config.trying_delay == 0:
                 self._send_trying()
             else:
-                self._timers["trying"] = now + timer_config.trying_delay
+                self._set_timer("trying", now + timer_config.trying_delay)
 
     @property
     def is_invite(self) -> bool:
@@ -266,7 +290,7 @@ class ServerTransaction(Transaction):
                 f"cannot send {status}: the {self.request.method} already has a final response"
             )
         self.responded = True
-        self._timers.pop("trying", None)
+        self._pop_timer("trying")
         data = response.to_bytes()
         self.out.append((data, self.dest))
         self._last = data
@@ -279,15 +303,15 @@ class ServerTransaction(Transaction):
                 # nothing here is re-sent, so the response is not kept for Timer L's 32 s.
                 self.state = State.ACCEPTED
                 self._last = None
-                self._timers["L"] = now + 64 * t1
+                self._set_timer("L", now + 64 * t1)
             else:
                 self.state = State.COMPLETED
                 if not self.reliable:
-                    self._timers["G"] = now + t1
-                self._timers["H"] = now + 64 * t1
+                    self._set_timer("G", now + t1)
+                self._set_timer("H", now + 64 * t1)
         else:
             self.state = State.COMPLETED
-            self._timers["J"] = now + (0 if self.reliable else 64 * t1)
+            self._set_timer("J", now + (0 if self.reliable else 64 * t1))
             # For Timer J's 32 s only `_last` is re-sent: keep the method, not the request.
             self.request = Request(self.request.method, self.request.uri)
 
@@ -296,9 +320,9 @@ class ServerTransaction(Transaction):
         if request.method == "ACK":
             if self.state is State.COMPLETED:
                 self.state = State.CONFIRMED
-                self._timers.pop("G", None)
-                self._timers.pop("H", None)
-                self._timers["I"] = now + (0 if self.reliable else self.timer_config.t4)
+                self._pop_timer("G")
+                self._pop_timer("H")
+                self._set_timer("I", now + (0 if self.reliable else self.timer_config.t4))
             return
         if self.state in (State.PROCEEDING, State.COMPLETED) and self._last is not None:
             self.out.append((self._last, self.dest))
@@ -313,7 +337,7 @@ class ServerTransaction(Transaction):
                 if self._last is not None:
                     self.out.append((self._last, self.dest))
                 self._interval = min(self._interval * 2, self.timer_config.t2)
-                self._timers["G"] = now + self._interval
+                self._set_timer("G", now + self._interval)
             elif name == "H":
                 self._terminate()
                 timed_out = True  # the ACK never came

@@ -77,7 +77,6 @@ class _Leg:
     agent or to transactions), so a finished call is freed by reference counting alone."""
 
     __slots__ = (
-        "ack_data",
         "answered",
         "auth_tries",
         "bye_reason",
@@ -125,7 +124,6 @@ class _Leg:
         self.bye_reason: Reason | None = None
         self.defer_ack = False
         self.pending_ack: int | None = None  # CSeq of a 2xx-answered INVITE awaiting ack()
-        self.ack_data: bytes | None = None
         self.answered = False
         self.provisional_seen = False
         # UAS 2xx retransmission until the ACK (§13.3.1.4)
@@ -146,6 +144,7 @@ class UserAgent:
         self._events: deque[ev.Event] = deque()
         self._heap: list[tuple[float, int, int, object]] = []
         self._heap_seq = itertools.count()
+        self._heap_limit = 1024  # heap size that triggers dropping stale entries
         self._client: dict[_ClientKey, ClientTransaction] = {}
         self._server: dict[_ServerKey, ServerTransaction] = {}
         self._legs: dict[int, _Leg] = {}
@@ -497,7 +496,14 @@ class UserAgent:
         return response
 
     def _push(self, when: float, kind: int, key: object) -> None:
-        heapq.heappush(self._heap, (when, next(self._heap_seq), kind, key))
+        heap = self._heap
+        heapq.heappush(heap, (when, next(self._heap_seq), kind, key))
+        if len(heap) > self._heap_limit:
+            # A moved deadline leaves its old entry behind (an answered INVITE's Timer B
+            # or H for 32 s): drop the stale ones, in place, once they are a third of it.
+            heap[:] = [e for e in heap if self._current_deadline(e[2], e[3]) == e[0]]
+            heapq.heapify(heap)
+            self._heap_limit = max(len(heap) * 3 // 2, 1024)
 
     def _current_deadline(self, kind: int, key: object) -> float | None:
         if kind == _CLIENT:
@@ -1037,7 +1043,7 @@ def _slim(invite: Request) -> Request:
     not keep the whole request, its body and parsed fields alive (nor does the INVITE
     transaction that outlives the ACK by Timer L or M)."""
     slim = Request(invite.method, invite.uri)
-    slim.headers = [(n, v) for n, v in invite.headers if n in _KEPT]
+    slim.headers = [header for header in invite.headers if header[0] in _KEPT]  # shared
     return slim
 
 

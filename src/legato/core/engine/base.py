@@ -405,7 +405,7 @@ class Call:
         self._event(now, "reject", rec, sip_code=code)
 
     def _event(self, now: float, kind: str, rec: LegRecord | None = None, **detail: object) -> None:
-        self.record.timeline.append((now, kind, rec, detail))
+        self.record.timeline.append((now, kind, rec, detail or None))  # no empty dicts kept
 
     # --------------------------------------------------------- service hooks
     def _on_answered(self, leg: Leg, now: float) -> None:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
+import itertools
 import logging
 import uuid
 from collections import Counter
@@ -62,7 +64,7 @@ from legato.core.events import (
     StopPlay,
 )
 from legato.core.policy.permissions import InvalidNumber, normalize_number
-from legato.core.record import CallRecord
+from legato.core.record import CallRecord, compact_timeline
 from legato.drivers.sip.config import SipDriverConfig
 from legato.drivers.sip.sdp import held_answer
 from legato.media.call import CallMedia, MediaServer
@@ -151,24 +153,38 @@ def reason_for(cause: int) -> Reason:
 
 @dataclass(slots=True, eq=False)
 class _SipCall:
-    """One engine call and the SIP legs carrying it."""
+    """One engine call and the SIP legs carrying it. Containers most calls never need are
+    None until first used: 10,000 held calls pay for what they hold, not for every case."""
 
     call: Any  # Call, or a wrapper with the same surface (JournaledCall)
     on_done: Done | None
     number: str | None = None  # incoming calls: the Legato number (counted in lines in use)
     ua: dict[int, int] = field(default_factory=dict)  # engine leg -> UA leg
-    offer: dict[int, bytes] = field(default_factory=dict)  # the caller's offer (incoming)
-    answer: dict[int, bytes] = field(default_factory=dict)  # SDP answers legs gave us
-    deferred: set[int] = field(default_factory=set)  # legs invited without SDP
-    late_offer: dict[int, bytes] = field(default_factory=dict)  # their 200's offer, unACKed
-    parked: set[int] = field(default_factory=set)  # flow IV leg 1, held until the bridge
-    reinvite: dict[int, int] = field(default_factory=dict)  # parked leg -> leg awaiting ACK
-    peer: dict[int, int] = field(default_factory=dict)  # bridged engine legs
-    later: list[Event] = field(default_factory=list)  # events to feed after the commands
+    offer: bytes = b""  # the caller's offer (incoming), until the caller is answered
+    answer: dict[int, bytes] | None = None  # SDP answers legs gave us, until passed on
+    deferred: set[int] | None = None  # legs invited without SDP
+    late_offer: dict[int, bytes] | None = None  # their 200's offer, unACKed
+    parked: set[int] | None = None  # flow IV leg 1, held until the bridge
+    reinvite: dict[int, int] | None = None  # parked leg -> leg awaiting ACK
+    peer: dict[int, int] | None = None  # bridged engine legs
+    later: list[Event] | None = None  # events to feed after the commands
     media: CallMedia | None = None  # incoming calls with audio steps (legato.media)
-    timer: asyncio.TimerHandle | None = None
-    timer_at: float | None = None
+    timer_at: float | None = None  # the engine's next timer (in the driver's timer heap)
+    compacted: int = 0  # timeline entries already compacted (`compact_timeline`)
     done: bool = False
+
+    def feed_later(self, event: Event) -> None:
+        if self.later is None:
+            self.later = []
+        self.later.append(event)
+
+    def set_late_offer(self, leg: int, body: bytes) -> None:
+        if self.late_offer is None:
+            self.late_offer = {}
+        self.late_offer[leg] = body
+
+
+_NO_LEGS: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -214,11 +230,15 @@ class SipDriver:
                 auth=DigestServer(realm=config.phone_domain, algorithm=config.phone_auth),
             )
         self._transport: SipTransport | None = None
-        self._legs: dict[int, tuple[_SipCall, int]] = {}  # UA leg -> (call, engine leg)
+        self._legs: dict[int, _SipCall] = {}  # UA leg -> its call (`sc.ua` maps it back)
         self._relayed: dict[tuple[int, str], list[int]] = {}  # (UA leg, method) -> requests
         self._lines: Counter[str] = Counter()
         self._policies: dict[int, tuple[NumberConfig, Policy]] = {}
         self._calls: set[_SipCall] = set()
+        self._timer_heap: list[tuple[float, int, _SipCall]] = []
+        self._timer_seq = itertools.count()
+        self._wakeup: asyncio.TimerHandle | None = None
+        self._wakeup_at: float | None = None
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
@@ -241,6 +261,10 @@ class SipDriver:
         for sc in list(self._calls):
             self._end_all_legs(sc)
             self._forget(sc)
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            self._wakeup = self._wakeup_at = None
+        self._timer_heap.clear()
         if self._transport is not None:
             self._transport.flush()
             await asyncio.sleep(0.05)  # let the BYEs/CANCELs leave
@@ -326,10 +350,11 @@ class SipDriver:
             self.stats.bad_messages += 1
             log.debug("bad SIP message from %s: %s", event.source, event.reason)  # type: ignore[union-attr]
             return
-        found = self._legs.get(event.leg)  # type: ignore[union-attr]
-        if found is None:
+        ua_leg: int = event.leg  # type: ignore[union-attr]
+        sc = self._legs.get(ua_leg)
+        leg = _engine_leg(sc, ua_leg) if sc is not None else None
+        if sc is None or leg is None:
             return  # a leg whose call is over (e.g. our BYE completing)
-        sc, leg = found
         handler = _SIP_HANDLERS.get(kind)
         if handler is not None:
             handler(self, sc, leg, event)
@@ -347,17 +372,19 @@ class SipDriver:
             except SdpError as exc:
                 log.warning("call %s: leg %s answered with unusable SDP: %s",
                             sc.call.spec.id, leg, exc)
-        if leg not in sc.deferred:
+        if sc.deferred is None or leg not in sc.deferred:
             if body:
+                if sc.answer is None:
+                    sc.answer = {}
                 sc.answer[leg] = body
         elif sc.number is None and not sc.parked:
             # Flow IV: the first leg of a call we place (not an incoming one) is parked.
-            sc.parked.add(leg)
-            sc.late_offer[leg] = body
+            sc.parked = {leg}
+            sc.set_late_offer(leg, body)
             held = held_answer(body, self.local[0]) if body else b""
             self.ua.ack(event.leg, self._ua_now(), held)
         else:
-            sc.late_offer[leg] = body  # answered in the ACK once the bridge says how
+            sc.set_late_offer(leg, body)  # answered in the ACK once the bridge says how
         self._feed(sc, LegAnswered(leg))
 
     def _failed(self, sc: _SipCall, leg: int, event: ev.Failed) -> None:
@@ -380,9 +407,10 @@ class SipDriver:
     def _confirmed(self, sc: _SipCall, leg: int, event: ev.Confirmed) -> None:
         """The caller's ACK: in a late-offer call it carries the answer for the agent."""
         body = event.request.body
-        peer = sc.peer.get(leg)
-        if body and peer is not None and peer in sc.late_offer and peer in sc.ua:
-            del sc.late_offer[peer]
+        peer = sc.peer.get(leg) if sc.peer is not None else None
+        late = sc.late_offer
+        if body and peer is not None and late is not None and peer in late and peer in sc.ua:
+            del late[peer]
             self.ua.ack(sc.ua[peer], self._ua_now(), body)
 
     def _dialog_request(self, sc: _SipCall, leg: int, event: ev.DialogRequest) -> None:
@@ -402,7 +430,7 @@ class SipDriver:
             if answer is not None:  # anchored media: the re-INVITE ends here (hold/resume)
                 self.ua.respond_request(event.request_id, 200, now, body=answer)
                 return
-        peer = sc.peer.get(leg)
+        peer = sc.peer.get(leg) if sc.peer is not None else None
         target = sc.ua.get(peer) if peer is not None else None
         if target is None or self.ua.leg_state(target) not in ("early", "confirmed"):
             status = 200 if request.method in ("INFO", "OPTIONS") else 488
@@ -415,7 +443,7 @@ class SipDriver:
         self._relayed.setdefault((target, request.method), []).append(event.request_id)
 
     def _dialog_response(self, sc: _SipCall, leg: int, event: ev.DialogResponse) -> None:
-        if event.method == "INVITE" and leg in sc.reinvite:
+        if event.method == "INVITE" and sc.reinvite is not None and leg in sc.reinvite:
             self._reconnected(sc, leg, event)
             return
         waiting = self._relayed.get((event.leg, event.method))
@@ -488,9 +516,9 @@ class SipDriver:
         self.stats.calls += 1
         # The engine's caller is leg 0 (its first leg), created by start().
         sc.ua[0] = event.leg
-        self._legs[event.leg] = (sc, 0)
+        self._legs[event.leg] = sc
         if request.body:
-            sc.offer[0] = request.body
+            sc.offer = request.body
         if self.incoming is not None:
             self.incoming.placed(call, sc)
         self._input(sc, lambda: call.start(start))
@@ -522,6 +550,8 @@ class SipDriver:
                     self._carry_out(sc, commands)
                 if sc.later:
                     event = sc.later.pop(0)
+                    if not sc.later:
+                        sc.later = None
                     now = self.now()
                     call.handle(event, now)
         except Exception:  # one call's bug must not stop the other calls
@@ -537,22 +567,51 @@ class SipDriver:
             if sc.on_done is not None:
                 sc.on_done(call.record)
             return
+        sc.compacted = compact_timeline(call.record.timeline, sc.compacted)  # held for minutes
         when = call.get_timer()
         if when != sc.timer_at:
-            if sc.timer is not None:
-                sc.timer.cancel()
             sc.timer_at = when
-            sc.timer = (
-                None if when is None
-                else asyncio.get_running_loop().call_later(
-                    max(0.0, when - self.now()), self._on_timer, sc)
-            )
+            if when is not None:
+                self._schedule(sc, when)
 
-    def _on_timer(self, sc: _SipCall) -> None:
-        sc.timer = None
-        if sc.done:
-            return
-        now = max(self.now(), sc.timer_at or 0.0)  # the loop may wake a hair early
+    # One loop timer for all calls: a heap of (when, seq, call) entries, the loop woken
+    # for the earliest. An entry whose call has moved its timer (or ended) is stale and
+    # skipped; the heap is rebuilt when it holds half as many stale entries as calls.
+    def _schedule(self, sc: _SipCall, when: float) -> None:
+        heap = self._timer_heap
+        heapq.heappush(heap, (when, next(self._timer_seq), sc))
+        if len(heap) > len(self._calls) * 3 // 2 + 64:
+            heap[:] = [e for e in heap if not e[2].done and e[2].timer_at == e[0]]
+            heapq.heapify(heap)
+        if self._wakeup_at is None or when < self._wakeup_at:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup_at = when
+        self._wakeup = asyncio.get_running_loop().call_later(
+            max(0.0, when - self.now()), self._on_timers)
+
+    def _on_timers(self) -> None:
+        heap, armed = self._timer_heap, self._wakeup_at or 0.0
+        self._wakeup = self._wakeup_at = None
+        limit = max(self.now(), armed)  # the loop may wake a hair early
+        due: list[tuple[float, _SipCall]] = []
+        while heap and heap[0][0] <= limit:
+            when, _, sc = heapq.heappop(heap)
+            if not sc.done and sc.timer_at == when:
+                due.append((when, sc))
+        for when, sc in due:
+            if not sc.done and sc.timer_at == when:  # an earlier one may have moved it
+                self._on_timer(sc, when)
+        while heap and (heap[0][2].done or heap[0][2].timer_at != heap[0][0]):
+            heapq.heappop(heap)  # stale: do not wake the loop for it
+        if heap and (self._wakeup_at is None or heap[0][0] < self._wakeup_at):
+            self._arm(heap[0][0])
+
+    def _on_timer(self, sc: _SipCall, when: float) -> None:
+        now = max(self.now(), when)  # the loop may wake a hair early
         sc.timer_at = None
         self._input(sc, lambda: sc.call.handle_timer(now))
         self._flush()
@@ -564,6 +623,8 @@ class SipDriver:
     def _carry_out(self, sc: _SipCall, commands: list[Command]) -> None:
         for command in commands:  # Bridge first tells Answer whose SDP answers the caller
             if type(command) is Bridge:
+                if sc.peer is None:
+                    sc.peer = {}
                 sc.peer[command.a] = command.b
                 sc.peer[command.b] = command.a
         for command in commands:
@@ -579,10 +640,10 @@ class SipDriver:
         if route is None:
             log.warning("call %s: no trunk serves %s and no phone is registered for it",
                         sc.call.spec.id, command.number)
-            sc.later.append(LegFailed(leg, None))  # nowhere to send it: no response at all
+            sc.feed_later(LegFailed(leg, None))  # nowhere to send it: no response at all
             return
         request_uri, destination, credentials = route
-        offer = sc.offer.get(0, b"")  # an incoming caller's offer goes to the agents
+        offer = sc.offer  # an incoming caller's offer goes to the agents
         if self.media is not None and sc.number is not None and offer:
             self._early_media(sc)
         if sc.media is not None and 0 in sc.media.sessions:
@@ -597,12 +658,14 @@ class SipDriver:
             )
         except LocalProtocolError as exc:
             log.warning("call %s: cannot dial %s: %s", sc.call.spec.id, command.number, exc)
-            sc.later.append(LegFailed(leg, None))
+            sc.feed_later(LegFailed(leg, None))
             return
         if not offer:
+            if sc.deferred is None:
+                sc.deferred = set()
             sc.deferred.add(leg)
         sc.ua[leg] = ua_leg
-        self._legs[ua_leg] = (sc, leg)
+        self._legs[ua_leg] = sc
 
     def _early_media(self, sc: _SipCall) -> None:
         """Agents dialled before the flow answered the caller: anchor the caller's media
@@ -615,7 +678,7 @@ class SipDriver:
         if (0 in media.sessions or ua_leg is None
                 or self.ua.leg_state(ua_leg) in ("confirmed", "terminated")):
             return  # already anchored (IVR answered, or a second dial), or the caller left
-        media.offers[0] = sc.offer[0]
+        media.offers[0] = sc.offer
         try:
             body = media.early_media(0)
         except SdpError as exc:  # e.g. no G.711: the agents get the caller's offer instead
@@ -659,7 +722,7 @@ class SipDriver:
         ua_leg = sc.ua.get(leg)
         if ua_leg is None:
             return
-        peer = sc.peer.get(leg)
+        peer = sc.peer.get(leg) if sc.peer is not None else None
         body = b""
         if sc.media is not None and (peer is None or leg in sc.media.sessions):
             try:
@@ -668,12 +731,26 @@ class SipDriver:
                 log.warning("call %s: caller's SDP refused: %s", sc.call.spec.id, exc)
                 self.ua.respond(ua_leg, 488, self._ua_now(), reason=reason_for(65))
                 self._drop_leg(sc, leg, ua_leg)
-                sc.later.append(LegHangup(leg, 65))
+                sc.feed_later(LegHangup(leg, 65))
                 return
         elif peer is not None:
-            body = sc.answer.get(peer) or sc.late_offer.get(peer, b"")
-        sc.offer.pop(leg, None)
+            body = self._answer_of(sc, peer)
+        if leg == 0:
+            sc.offer = b""  # the caller is answered: its offer is no longer needed
         self.ua.respond(ua_leg, 200, self._ua_now(), body=body)
+
+    @staticmethod
+    def _answer_of(sc: _SipCall, peer: int) -> bytes:
+        """The SDP answering the caller: the bridged leg's answer (handed on once, then
+        let go) or the offer of its 200."""
+        answers = sc.answer
+        if answers is not None and peer in answers:
+            body = answers.pop(peer)
+            if not answers:
+                sc.answer = None
+            if body:
+                return body
+        return sc.late_offer.get(peer, b"") if sc.late_offer is not None else b""
 
     def _reject(self, sc: _SipCall, command: Reject) -> None:
         ua_leg = sc.ua.get(command.leg)
@@ -698,23 +775,27 @@ class SipDriver:
                 sc.call.record.recording = str(path)  # written when the bridge ends
             return
         for parked, other in ((command.a, command.b), (command.b, command.a)):
-            if parked not in sc.parked or other not in sc.late_offer:
+            late = sc.late_offer
+            if sc.parked is None or parked not in sc.parked or late is None or other not in late:
                 continue
             parked_ua, other_ua = sc.ua.get(parked), sc.ua.get(other)
             if parked_ua is None or other_ua is None:
                 continue
-            offer = sc.late_offer[other]
+            offer = late[other]
             if not offer:  # leg 2 offered nothing: nothing to connect in signalling
-                del sc.late_offer[other]
+                del late[other]
                 self.ua.ack(other_ua, self._ua_now())
                 continue
+            if sc.reinvite is None:
+                sc.reinvite = {}
             sc.reinvite[parked] = other
             self.ua.request(parked_ua, "INVITE", self._ua_now(), body=offer)
 
     def _reconnected(self, sc: _SipCall, parked: int, event: ev.DialogResponse) -> None:
+        assert sc.reinvite is not None  # _dialog_response checked it
         other = sc.reinvite.pop(parked)
         other_ua = sc.ua.get(other)
-        offer = sc.late_offer.pop(other, b"")
+        offer = sc.late_offer.pop(other, b"") if sc.late_offer is not None else b""
         if other_ua is None or self.ua.leg_state(other_ua) != "confirmed":
             return
         response = event.response
@@ -729,7 +810,7 @@ class SipDriver:
         if sc.media is not None:
             sc.media.play(command)  # PlayDone comes back through _media_event
         else:
-            sc.later.append(PlayDone(command.play))
+            sc.feed_later(PlayDone(command.play))
 
     def _fetch(self, sc: _SipCall, command: FetchFlow) -> None:
         """A dynamic flow (flow_url, TwiML, an action URL): the fetcher the runtime set
@@ -809,9 +890,7 @@ class SipDriver:
         sc.done = True
         if sc.media is not None:
             sc.media.close()
-        if sc.timer is not None:
-            sc.timer.cancel()
-            sc.timer = None
+        sc.timer_at = None  # its heap entry, if any, is now stale
         for ua_leg in sc.ua.values():
             self._legs.pop(ua_leg, None)
         self._calls.discard(sc)
@@ -819,6 +898,15 @@ class SipDriver:
             self._lines[sc.number] -= 1
             if self._lines[sc.number] <= 0:
                 del self._lines[sc.number]
+
+
+def _engine_leg(sc: _SipCall, ua_leg: int) -> int | None:
+    """The engine leg a UA leg carries: `_legs` holds a UA leg exactly while `sc.ua` maps
+    an engine leg to it (a call has a handful of legs: a scan, not a second map)."""
+    for leg, mapped in sc.ua.items():
+        if mapped == ua_leg:
+            return leg
+    return None
 
 
 def _cause(reason: Reason | None) -> int | None:
