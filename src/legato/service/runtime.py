@@ -457,14 +457,15 @@ class CallRuntime:
                 store.create_call(session, account_id, new, started, call_id=call_id)
             if news:
                 session.flush()  # the rows the updates below and the webhook hook read
-            finals = []
+            finals, lives = [], []
             for w in order:
                 snap = snapshots.pop(w.call_id, None)
                 if w.final:
                     finals.append(store.Final(w.call_id, w.record, w.end_reason, w.journal, snap))
                 else:
-                    store.save_live(session, w.call_id, w.record, w.journal, snap)
-            store.finish_calls(session, finals)  # legs and events in bulk
+                    lives.append(store.Live(w.call_id, w.record, w.journal, snap))
+            store.save_lives(session, lives)  # one statement for all (executemany)
+            store.finish_calls(session, finals)  # likewise; legs and events in bulk
             if self.on_writes is not None:
                 # Same transaction: what the hook writes (webhook events) exists if and
                 # only if the call state behind it committed.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
@@ -147,14 +147,50 @@ def save_live(
     snapshot: dict[str, Any] | None = None,
 ) -> None:
     """Persist the running call's partial record and journal (one UPDATE, no read)."""
-    values: dict[str, Any] = {"state": IN_PROGRESS, "record": record, "updated_at": utcnow()}
-    if journal is not None:
-        values["journal"] = journal
-    if snapshot is not None:
-        values["snapshot"] = snapshot
-    calls = Call.__table__  # Core: the writer's hot path needs no ORM session bookkeeping
-    session.execute(
-        calls.update().where(calls.c.id == call_id, calls.c.state != COMPLETED).values(**values)
+    save_lives(session, [Live(call_id, record, journal, snapshot)])
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """A running call's partial record, as the runtime hands it to the store."""
+
+    call_id: str
+    record: dict[str, Any]
+    journal: list[Any] | None = None
+    snapshot: dict[str, Any] | None = None
+
+
+def save_lives(session: Session, lives: Sequence[Live]) -> None:
+    """Persist running calls' partial records: one UPDATE statement run for all of them
+    (an executemany: one statement built and compiled, not one per call; pipelined on
+    PostgreSQL). A call already completed is left as it is."""
+    now = utcnow()
+    groups: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
+    for live in lives:
+        row = {"b_id": live.call_id, "b_record": live.record, "b_journal": live.journal}
+        row["b_snapshot"] = live.snapshot
+        groups.setdefault((live.journal is not None, live.snapshot is not None), []).append(row)
+    for (with_journal, with_snapshot), rows in groups.items():
+        values: dict[str, Any] = {
+            "state": IN_PROGRESS,
+            "record": bindparam("b_record"),
+            "updated_at": now,
+        }
+        if with_journal:
+            values["journal"] = bindparam("b_journal")
+        if with_snapshot:
+            values["snapshot"] = bindparam("b_snapshot")
+        session.execute(_update_open(values), rows)
+
+
+def _update_open(values: dict[str, Any]) -> Any:
+    """UPDATE calls SET values WHERE id = :b_id, unless the call is completed (Core: the
+    writer's hot path needs no ORM session bookkeeping)."""
+    calls = Call.__table__
+    return (
+        calls.update()
+        .where(calls.c.id == bindparam("b_id"), calls.c.state != COMPLETED)
+        .values(**values)
     )
 
 
@@ -182,54 +218,82 @@ def finish_call(
 
 
 def finish_calls(session: Session, finals: Sequence[Final]) -> list[str]:
-    """Write final records: each call's columns (one UPDATE, skipped when the call is
-    already completed), then the legs and events of all of them in two bulk INSERTs.
-    Returns the ids of the calls finished now."""
+    """Write final records: the calls not completed yet (read in one query, locked on
+    PostgreSQL) get their columns in one UPDATE statement run for all, then the legs and
+    events of all of them go in two bulk INSERTs. Returns the ids of the calls finished now
+    (a call given twice is finished by its first record)."""
     calls = Call.__table__
+    if not finals:
+        return []
+    ids = list(dict.fromkeys(f.call_id for f in finals))
+    open_stmt = select(calls.c.id).where(calls.c.id.in_(ids), calls.c.state != COMPLETED)
+    if session.get_bind().dialect.name == "postgresql":
+        open_stmt = open_stmt.with_for_update()
+    still_open = set(session.scalars(open_stmt))
     finished: list[str] = []
+    groups: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
     legs: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     now = utcnow()
     for final in finals:
+        if final.call_id not in still_open:
+            continue
+        still_open.discard(final.call_id)
         record = final.record
         answered_at = _instant(record.get("answered_at"))
         ended_at = _instant(record.get("ended_at"))
-        values: dict[str, Any] = {
-            "state": COMPLETED,
-            "status": record.get("status"),
-            "answered_at": answered_at,
-            "ended_at": ended_at,
-            "duration_seconds": record.get("duration_seconds"),
-            "billable_seconds": record.get("billable_seconds"),
-            "connected_seconds": (
+        row: dict[str, Any] = {
+            "b_id": final.call_id,
+            "b_status": record.get("status"),
+            "b_answered_at": answered_at,
+            "b_ended_at": ended_at,
+            "b_duration_seconds": record.get("duration_seconds"),
+            "b_billable_seconds": record.get("billable_seconds"),
+            "b_connected_seconds": (
                 (ended_at - answered_at).total_seconds() if answered_at and ended_at else None
             ),
-            "disconnected_by": record.get("disconnected_by"),
-            "connected_to": record.get("connected_to"),
-            "picked_by": record.get("picked_by"),
-            "end_reason": final.end_reason,
-            "record": record,
-            "updated_at": now,
+            "b_disconnected_by": record.get("disconnected_by"),
+            "b_connected_to": record.get("connected_to"),
+            "b_picked_by": record.get("picked_by"),
+            "b_end_reason": final.end_reason,
+            "b_record": record,
+            "b_journal": final.journal,
+            "b_snapshot": final.snapshot,
         }
-        if final.journal is not None:
-            values["journal"] = final.journal
-        if final.snapshot is not None:
-            values["snapshot"] = final.snapshot
-        result = session.execute(
-            calls.update()
-            .where(calls.c.id == final.call_id, calls.c.state != COMPLETED)
-            .values(**values)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            continue
+        key = (final.journal is not None, final.snapshot is not None)
+        groups.setdefault(key, []).append(row)
         finished.append(final.call_id)
         legs.extend(_legs(final.call_id, record.get("legs") or []))
         events.extend(_events(final.call_id, record.get("events") or []))
+    for (with_journal, with_snapshot), rows in groups.items():
+        values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _FINAL_COLUMNS}
+        values.update(state=COMPLETED, updated_at=now)
+        if with_journal:
+            values["journal"] = bindparam("b_journal")
+        if with_snapshot:
+            values["snapshot"] = bindparam("b_snapshot")
+        session.execute(_update_open(values), rows)
     if legs:
         session.execute(Leg.__table__.insert(), legs)
     if events:
         session.execute(Event.__table__.insert(), events)
     return finished
+
+
+#: The call columns a final record sets (besides state, journal, snapshot, updated_at).
+_FINAL_COLUMNS = (
+    "status",
+    "answered_at",
+    "ended_at",
+    "duration_seconds",
+    "billable_seconds",
+    "connected_seconds",
+    "disconnected_by",
+    "connected_to",
+    "picked_by",
+    "end_reason",
+    "record",
+)
 
 
 def _legs(call_id: str, legs: list[dict[str, Any]]) -> list[dict[str, Any]]:
