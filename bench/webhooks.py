@@ -9,8 +9,9 @@ take `received - data.ended_at`: the record's end instant is computed from the A
 `started_at`, which precedes the start of the call by the create-to-dial lag, so the figure
 over-states the latency by that lag (a few ms), never under-states it.
 
-Also reported: the outbox lag (call end -> the event row committed, from the store) and
-every event's delivery count, so duplicates or losses show.
+Also reported: the outbox lag (call end -> the event row committed, from the store),
+every event's delivery count, so duplicates or losses show, and the server process's CPU
+time per call (Linux), the figure that says whether a rate fits the machine.
 
 Usage: python bench/webhooks.py [--quick] [--rate 200] [--seconds 20] [--backends sqlite,postgresql]
 Ends with one `name=value` line.
