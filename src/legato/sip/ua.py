@@ -144,7 +144,6 @@ class UserAgent:
         self._events: deque[ev.Event] = deque()
         self._heap: list[tuple[float, int, int, object]] = []
         self._heap_seq = itertools.count()
-        self._heap_limit = 1024  # heap size that triggers dropping stale entries
         self._client: dict[_ClientKey, ClientTransaction] = {}
         self._server: dict[_ServerKey, ServerTransaction] = {}
         self._legs: dict[int, _Leg] = {}
@@ -218,8 +217,23 @@ class UserAgent:
             when, _, kind, key = heap[0]
             if self._current_deadline(kind, key) == when:
                 return when
-            heapq.heappop(heap)  # stale entry
+            heapq.heappop(heap)
+            self._stale(when, kind, key)
         return None
+
+    def _stale(self, when: float, kind: int, key: object) -> None:
+        """An entry whose deadline moved: a transaction whose deadline moved later kept
+        this (earlier) entry rather than adding one (`_after_client`), so it is re-pushed
+        now, at the deadline; any other stale entry is dropped."""
+        if kind == _LEG:
+            return
+        tx = (self._client if kind == _CLIENT else self._server).get(key)  # type: ignore[call-overload]
+        if tx is None or tx.scheduled != when:
+            return
+        deadline = tx.deadline
+        tx.scheduled = deadline
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._heap_seq), kind, key))
 
     def handle_timer(self, now: float) -> None:
         self._now = now
@@ -227,6 +241,7 @@ class UserAgent:
         while heap and heap[0][0] <= now:
             when, _, kind, key = heapq.heappop(heap)
             if self._current_deadline(kind, key) != when:
+                self._stale(when, kind, key)
                 continue
             if kind == _CLIENT:
                 ckey: _ClientKey = key  # type: ignore[assignment]
@@ -496,14 +511,7 @@ class UserAgent:
         return response
 
     def _push(self, when: float, kind: int, key: object) -> None:
-        heap = self._heap
-        heapq.heappush(heap, (when, next(self._heap_seq), kind, key))
-        if len(heap) > self._heap_limit:
-            # A moved deadline leaves its old entry behind (an answered INVITE's Timer B
-            # or H for 32 s): drop the stale ones, in place, once they are a third of it.
-            heap[:] = [e for e in heap if self._current_deadline(e[2], e[3]) == e[0]]
-            heapq.heapify(heap)
-            self._heap_limit = max(len(heap) * 3 // 2, 1024)
+        heapq.heappush(self._heap, (when, next(self._heap_seq), kind, key))
 
     def _current_deadline(self, kind: int, key: object) -> float | None:
         if kind == _CLIENT:
@@ -520,16 +528,18 @@ class UserAgent:
             self._client.pop(key, None)
             return
         deadline = tx.deadline
-        if deadline is not None and deadline != tx.scheduled:
+        if deadline is not None and (tx.scheduled is None or deadline < tx.scheduled):
             tx.scheduled = deadline
             self._push(deadline, _CLIENT, key)
+        # A later deadline (Timer B -> M once answered) keeps its earlier entry, re-pushed
+        # when it comes up (`_stale`): one heap entry per transaction, not two for 32 s.
 
     def _after_server(self, key: _ServerKey, tx: ServerTransaction) -> None:
         if tx.terminated:
             self._server.pop(key, None)
             return
         deadline = tx.deadline
-        if deadline is not None and deadline != tx.scheduled:
+        if deadline is not None and (tx.scheduled is None or deadline < tx.scheduled):
             tx.scheduled = deadline
             self._push(deadline, _SERVER, key)
 
