@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,7 +221,7 @@ class DeliveryWorker:
         free_lease = or_(d.lease_until.is_(None), d.lease_until < now)
         with self.database.session() as session:
             stmt = (
-                select(d.id)
+                select(d.id, d.endpoint_id, d.call_id)
                 .join(e, e.id == d.endpoint_id)
                 .where(
                     d.state == PENDING,
@@ -234,7 +235,7 @@ class DeliveryWorker:
             )
             if self.database.backend == "postgresql":
                 stmt = stmt.with_for_update(of=d, skip_locked=True)
-            ids = self._with_successors(session, list(session.scalars(stmt)), now)
+            ids = self._with_successors(session, session.execute(stmt).all(), now)
             leased_at = time.monotonic()
             claims: list[Claim] = []
             if ids:
@@ -259,17 +260,15 @@ class DeliveryWorker:
             )
         return claims, next_due
 
-    def _with_successors(self, session: Any, heads: list[int], now: datetime) -> list[int]:
-        """The heads plus, for each head's endpoint and call, the pending events right
-        behind it that are due and free: one task sends such a run in order, so the
-        events a call's end produces (legs ended, completed) need one claim, not three."""
+    def _with_successors(self, session: Any, heads: Sequence[Any], now: datetime) -> list[int]:
+        """The heads' ids (rows of id, endpoint, call) plus, for each head's endpoint and
+        call, the pending events right behind it that are due and free: one task sends such
+        a run in order, so the events a call's end produces (legs ended, completed) need
+        one claim, not three."""
         if not heads:
-            return heads
+            return []
         d = WebhookDelivery
-        pairs = {
-            (r.endpoint_id, r.call_id)
-            for r in session.execute(select(d.endpoint_id, d.call_id).where(d.id.in_(heads)))
-        }
+        pairs = {(r.endpoint_id, r.call_id) for r in heads}
         rows = session.execute(
             select(d.id, d.endpoint_id, d.call_id, d.next_attempt_at, d.lease_until)
             .where(
@@ -279,7 +278,7 @@ class DeliveryWorker:
             )
             .order_by(d.endpoint_id, d.call_id, d.sequence)
         )
-        out = set(heads)
+        out = {r.id for r in heads}
         stopped: set[tuple[str, str]] = set()
         for r in rows:
             key = (r.endpoint_id, r.call_id)
