@@ -3,7 +3,6 @@ and Record (the call's `record` configuration; the sim has no audio to write).""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -15,33 +14,14 @@ from twilio_testkit import NUMBER, SILENT, CustomerApp, LegatoServer
 from legato.store.models import Call
 
 
-def _setup(legato: LegatoServer) -> tuple[Client, str]:
-    _, sid, key = legato.account()
-    legato.add_number(key, NUMBER)
-    client = Client(sid, key, environment={})
-    client.api.base_url = legato.base
-    return client, key
-
-
-def _finished(legato: LegatoServer, key: str, call_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while True:
-        doc: dict[str, Any] = httpx.get(f"{legato.base}/v1/calls/{call_id}",
-                                        headers={"Authorization": f"Bearer {key}"}).json()
-        if doc["state"] == "completed":
-            return doc
-        assert time.monotonic() < deadline, doc
-        time.sleep(0.05)
-
-
 def test_send_digits_are_keyed_after_the_answer_then_the_twiml_runs(
         legato: LegatoServer, customer: CustomerApp) -> None:
-    client, key = _setup(legato)
+    client, key = legato.client()
     client.calls.create(to=SILENT, from_=NUMBER, send_digits="wW1234#",
                         twiml="<Response><Say>Extension reached</Say></Response>",
                         status_callback=customer.base + "/status")
     (final,) = customer.wait_for("/status", 1)
-    doc = _finished(legato, key, final.get("LegatoCallId") or "")
+    doc = legato.completed(key, final.get("LegatoCallId") or "")
     kinds = [e["type"] for e in doc["events"]]
     assert kinds[kinds.index("answered"):] == ["answered", "send_digits", "play", "end"]
     sent, play = doc["events"][kinds.index("send_digits")], doc["events"][kinds.index("play")]
@@ -51,7 +31,7 @@ def test_send_digits_are_keyed_after_the_answer_then_the_twiml_runs(
 
 
 def test_bad_send_digits_is_21206_naming_it(legato: LegatoServer) -> None:
-    client, _ = _setup(legato)
+    client, _ = legato.client()
     for digits in ("12x", "1" * 257):
         with pytest.raises(TwilioRestException) as info:
             client.calls.create(to=SILENT, from_=NUMBER, send_digits=digits,
@@ -71,13 +51,13 @@ def _stored(legato: LegatoServer, call_id: str) -> tuple[dict[str, Any], dict[st
 
 def test_record_true_reaches_the_calls_configuration(legato: LegatoServer,
                                                       customer: CustomerApp) -> None:
-    client, key = _setup(legato)
+    client, key = legato.client()
     call = client.calls.create(to=SILENT, from_=NUMBER, record=True,
                                twiml="<Response><Say>This call is recorded</Say></Response>",
                                status_callback=customer.base + "/status")
     (final,) = customer.wait_for("/status", 1)
     call_id = final.get("LegatoCallId") or ""
-    _finished(legato, key, call_id)
+    legato.completed(key, call_id)
     config, record = _stored(legato, call_id)
     assert config["record"] is True
     assert "recording" in record and record["recording"] is None  # the sim has no audio
@@ -98,5 +78,5 @@ def test_record_false_turns_off_the_numbers_recording(legato: LegatoServer,
         client.calls.create(to=SILENT, from_=NUMBER, twiml="<Response><Hangup/></Response>",
                             status_callback=customer.base + "/status", **params)
         final = customer.wait_for("/status", 1 if record is None else 2)[-1]
-        _finished(legato, key, final.get("LegatoCallId") or "")
+        legato.completed(key, final.get("LegatoCallId") or "")
         assert _stored(legato, final.get("LegatoCallId") or "")[0]["record"] is want

@@ -3,9 +3,6 @@ statuses, action requests and callbacks, every request signed (RequestValidator)
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import httpx
 from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
@@ -49,17 +46,6 @@ def _after(seen: Seen) -> tuple[int, str, str]:
     return 200, "text/xml", str(r)
 
 
-def _record(legato: LegatoServer, key: str, call_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while True:
-        doc: dict[str, Any] = httpx.get(f"{legato.base}/v1/calls/{call_id}",
-                                        headers={"Authorization": f"Bearer {key}"}).json()
-        if doc["state"] == "completed":
-            return doc
-        assert time.monotonic() < deadline, doc
-        time.sleep(0.05)
-
-
 def test_gather_then_dial_then_action(legato: LegatoServer, customer: CustomerApp) -> None:
     _, sid, key = legato.account()
     legato.add_number(key, NUMBER)
@@ -86,7 +72,7 @@ def test_gather_then_dial_then_action(legato: LegatoServer, customer: CustomerAp
     assert after.get("LegatoDialNumber") == AGENT
     for seen in customer.seen:
         assert seen.valid(key), f"{seen.path} is not signed with the account's API key"
-    record = _record(legato, key, final[-1].get("LegatoCallId") or "")
+    record = legato.completed(key, final[-1].get("LegatoCallId") or "")
     assert record["status"] == final[-1].get("LegatoStatus")
     assert record["connected_to"] == AGENT
     agents = {leg["number"]: leg["outcome"] for leg in record["legs"] if leg["leg"] == 2}
@@ -104,7 +90,7 @@ def test_bad_twiml_ends_the_call_with_a_recorded_flow_error(
     client.calls.create(to=SUBSCRIBER, from_=NUMBER, url=customer.base + "/voice",
                         status_callback=customer.base + "/status")
     (final,) = customer.wait_for("/status", 1)
-    record = _record(legato, key, final.get("LegatoCallId") or "")
+    record = legato.completed(key, final.get("LegatoCallId") or "")
     errors = [e for e in record["events"] if e["type"] == "flow_error"]
     assert errors and "<Conference> is not a TwiML verb" in errors[0]["error"]
     assert final.get("CallStatus") == "completed" and final.valid(key)
@@ -127,7 +113,7 @@ def test_number_voice_url_rejects_an_incoming_call(legato: LegatoServer,
     r = httpx.post(legato.base + "/v1/sim/incoming", headers=headers,
                    json={"number": NUMBER, "from": SUBSCRIBER})
     assert r.status_code in (200, 201, 202), r.text
-    record = _record(legato, key, r.json()["id"])
+    record = legato.completed(key, r.json()["id"])
     assert record["status"] == "BLOCKED"
     (incoming,) = customer.at("/incoming")
     assert incoming.get("Direction") == "inbound" and incoming.get("From") == SUBSCRIBER
@@ -148,7 +134,7 @@ def test_bad_xml_for_an_incoming_call_ends_it_ivr(legato: LegatoServer,
     r = httpx.post(legato.base + "/v1/sim/incoming", headers=headers,
                    json={"number": NUMBER, "from": SUBSCRIBER})
     assert r.status_code in (200, 201, 202), r.text
-    record = _record(legato, key, r.json()["id"])
+    record = legato.completed(key, r.json()["id"])
     assert record["status"] == "IVR"  # nothing had answered: the flow could not start
     (error,) = [e for e in record["events"] if e["type"] == "flow_error"]
     assert "not well-formed XML" in error["error"]

@@ -10,17 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 from twilio_testkit import NUMBER, SILENT, CustomerApp, LegatoServer
-
-
-def _setup(legato: LegatoServer) -> tuple[Client, str]:
-    _, sid, key = legato.account()
-    legato.add_number(key, NUMBER)
-    client = Client(sid, key, environment={})
-    client.api.base_url = legato.base
-    return client, key
 
 
 def _long_gather() -> str:
@@ -50,7 +41,7 @@ def _kinds(doc: dict[str, Any]) -> list[str]:
 
 def test_update_url_moves_a_call_in_a_gather(legato: LegatoServer,
                                              customer: CustomerApp) -> None:
-    client, key = _setup(legato)
+    client, key = legato.client()
     moved = VoiceResponse()
     moved.say("Your order has shipped")
     moved.hangup()
@@ -80,7 +71,7 @@ def test_update_url_moves_a_call_in_a_gather(legato: LegatoServer,
 
 def test_update_twiml_then_a_finished_call_gives_21220(legato: LegatoServer,
                                                         customer: CustomerApp) -> None:
-    client, key = _setup(legato)
+    client, key = legato.client()
     customer.routes["/voice"] = _long_gather()
     call = client.calls.create(to=SILENT, from_=NUMBER, url=customer.base + "/voice",
                                status_callback=customer.base + "/status")
@@ -103,7 +94,7 @@ def test_update_twiml_then_a_finished_call_gives_21220(legato: LegatoServer,
 
 def test_update_errors_name_what_is_wrong(legato: LegatoServer,
                                           customer: CustomerApp) -> None:
-    client, _ = _setup(legato)
+    client, _ = legato.client()
     customer.routes["/voice"] = _long_gather()
     call = client.calls.create(to=SILENT, from_=NUMBER, url=customer.base + "/voice")
     cases: list[tuple[dict[str, Any], int, str]] = [

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import uvicorn
 from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
 from legato.api.app import ServerSettings, create_app
 from legato.store import accounts
@@ -76,6 +77,25 @@ class LegatoServer:
         r = httpx.post(self.base + "/v1/numbers", json={"number": number},
                        headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 201, r.text
+
+    def client(self) -> tuple[Client, str]:
+        """The official client for a new account with the number, and its API key."""
+        _, sid, key = self.account()
+        self.add_number(key, NUMBER)
+        client = Client(sid, key, environment={})
+        client.api.base_url = self.base
+        return client, key
+
+    def completed(self, key: str, call_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The native record of a call, once it is completed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc: dict[str, Any] = httpx.get(f"{self.base}/v1/calls/{call_id}",
+                                            headers={"Authorization": f"Bearer {key}"}).json()
+            if doc["state"] == "completed":
+                return doc
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.server.should_exit = True
