@@ -484,8 +484,11 @@ class CallRuntime:
                 snap = dict(c.snapshot or {})
                 if not snap:  # stored, but the crash came before it was started
                     snap = snapshot(order_for(session, c), 0.0, 0)
-                pending.append((c.id, snap, list(c.journal or [])))
-        for call_id, snap, journal in pending:
+                # What the driver, not the engine, put in the live record (a recording's
+                # path) is not in the journal: carry it over.
+                recording = (c.record or {}).get("recording")
+                pending.append((c.id, snap, list(c.journal or []), recording))
+        for call_id, snap, journal, recording in pending:
             if call_id in self._active:
                 continue
             try:
@@ -493,6 +496,8 @@ class CallRuntime:
             except Exception:
                 log.exception("cannot replay call %s; ending it without a record", call_id)
                 record, reason = {}, INTERRUPTED
+            if recording and not record.get("recording"):
+                record["recording"] = recording
             with self.database.session() as session:
                 store.finish_call(session, call_id, record, reason, journal, snap)
         return len(pending)
