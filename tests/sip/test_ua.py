@@ -519,7 +519,9 @@ def test_memory_per_held_call_is_bounded() -> None:
     assert per_call < 6000, f"{per_call:.0f} bytes per call (both legs)"
 
 
-def test_late_bye_after_the_call_ended_gets_200_then_481_after_64_t1(net: Net) -> None:
+def ended_by_bye(net: Net) -> bytes:
+    """An answered call that A hangs up: B has ended it; returns the BYE A sent (a copy of
+    every BYE is kept, so a test can replay it late)."""
     a_leg, b_leg = call(net)
     answer(net, b_leg)
     net.take(A), net.take(B)
@@ -534,7 +536,12 @@ def test_late_bye_after_the_call_ended_gets_200_then_481_after_64_t1(net: Net) -
     ua(net, A).bye(a_leg, net.now)
     net.advance(0.1)
     assert [type(e) for e in net.take(B)] == [ev.Ended]
-    late = captured[0].replace(b"z9hG4bK", b"z9hG4bKlate")  # a new transaction, same dialog
+    return captured[0]
+
+
+def test_late_bye_after_the_call_ended_gets_200_then_481_after_64_t1(net: Net) -> None:
+    bye = ended_by_bye(net)
+    late = bye.replace(b"z9hG4bK", b"z9hG4bKlate")  # a new transaction, same dialog
     ua(net, B).receive_datagram(late, A, net.now)
     ((data, _),) = ua(net, B).datagrams_to_send(net.now)
     assert parse_message(data).status == 200  # type: ignore[union-attr]
@@ -550,23 +557,10 @@ def test_bye_retransmitted_on_default_timers_gets_200_when_ours_are_fast() -> No
     outlives our BYE transaction and must still get 200, not 481 (seen with SIPp -lost)."""
     fast = UAConfig(B, timers=TimerConfig(t1=0.1, t2=0.8, t4=1.0))
     net = Net(UserAgent(UAConfig(A)), UserAgent(fast))
-    a_leg, b_leg = call(net)
-    answer(net, b_leg)
-    net.take(A), net.take(B)
-    captured: list[bytes] = []
-
-    def keep_byes(src: object, dst: object, data: bytes) -> bool:
-        if data.startswith(b"BYE"):
-            captured.append(data)
-        return False
-
-    net.drop = keep_byes
-    ua(net, A).bye(a_leg, net.now)
-    net.advance(0.1)
-    assert [type(e) for e in net.take(B)] == [ev.Ended]
+    bye = ended_by_bye(net)
     for wait, status in ((7.4, 200), (25.0, 481)):  # 7.5 s, then past 32 s (64 x 500 ms)
         net.advance(wait)
-        ua(net, B).receive_datagram(captured[0], A, net.now)  # the same transaction, late
+        ua(net, B).receive_datagram(bye, A, net.now)  # the same transaction, late
         ((data, _),) = ua(net, B).datagrams_to_send(net.now)
         assert parse_message(data).status == status  # type: ignore[union-attr]
 
