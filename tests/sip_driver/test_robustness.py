@@ -9,6 +9,7 @@ import random
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,9 @@ from legato.core.engine import create_call
 from legato.drivers.sip import SipDriver, SipDriverConfig, Trunk, UnsupportedFlow, number_lookup
 from legato.scenario.loader import parse_scenario
 from legato.scenario.run import scenario_spec
+from legato.sip import events as ev
+from legato.sip.transport import SipTransport
+from legato.sip.ua import UAConfig
 
 from .harness import TIMERS, Case, Peer, answer, finish_sipp, free_port, run_sip, start_sipp
 from .test_statuses import AGENT, CALLER, NUMBER, dial
@@ -139,3 +143,41 @@ def test_calls_complete_under_packet_loss(tmp_path: Path) -> None:
     assert records == ["ANSWER/leg1"] * calls
     for rc, out in results:
         assert rc == 0, out
+
+
+def test_a_call_that_cannot_be_started_is_refused_with_500() -> None:
+    """Whoever owns incoming calls (the runtime under `legato serve`) fails to start one,
+    e.g. its number was deleted between the lookup and the start: the caller gets 500 with
+    `Reason: Q.850;cause=41`, and the driver keeps taking calls."""
+
+    class Failing:
+        def begin(self, number: str, config: NumberConfig, caller: str, now: float) -> Any:
+            raise LookupError(f"{number} is no longer a Legato number")
+
+        def placed(self, call: Any, handle: Any) -> None:
+            raise AssertionError("never placed")
+
+    async def main() -> tuple[list[ev.Event], SipDriver]:
+        config = NumberConfig.model_validate({"flow": dial(AGENT)})
+        driver = await SipDriver.open(SipDriverConfig(listen=("127.0.0.1", 0), timers=TIMERS),
+                                      number_lookup({NUMBER: config}), incoming=Failing())
+        events: list[ev.Event] = []
+        caller = await SipTransport.open_udp(UAConfig(("127.0.0.1", 0), timers=TIMERS),
+                                             events.append)
+        for _ in range(2):
+            caller.ua.invite(f"sip:{NUMBER[1:]}@127.0.0.1", from_=f"sip:{CALLER[1:]}@127.0.0.1",
+                             now=caller.loop.time(), destination=driver.local)
+            caller.flush()
+        for _ in range(100):
+            if sum(isinstance(e, ev.Failed) for e in events) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await caller.close()
+        await driver.close()
+        return events, driver
+
+    events, driver = asyncio.run(main())
+    failed = [e for e in events if isinstance(e, ev.Failed)]
+    assert [(f.status, f.reason.cause if f.reason else None) for f in failed] == [
+        (500, 41), (500, 41)]
+    assert driver.stats.refused["call not started"] == 2 and driver.active_calls == 0

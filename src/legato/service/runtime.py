@@ -288,7 +288,8 @@ class CallRuntime:
         it an id, journal it like an API call, and queue its row for the store."""
         assert self.directory is not None, "incoming calls need the number directory"
         account_id = self.directory.account_of(number)
-        assert account_id is not None, f"{number} is not in the directory"
+        if account_id is None:  # deleted between the lookup and now (a reload in between)
+            raise LookupError(f"{number} is no longer a Legato number")
         service = Service.MISSED_CALL if config.missed_call else Service.INCOMING
         started = utcnow()
         order = CallOrder(

@@ -470,9 +470,7 @@ class SipDriver:
         try:
             found = self.numbers(dialled)
         except Exception as exc:  # e.g. a stored config that no longer validates
-            log.error("incoming call to %r refused: %s", dialled, exc)
-            self.stats.refused["bad number config"] += 1
-            ua.respond(event.leg, 500, now, reason=reason_for(41))
+            self._refuse_internal(event.leg, dialled, "bad number config", exc)
             return
         if found is None:
             self.stats.refused["unknown number"] += 1
@@ -492,7 +490,11 @@ class SipDriver:
         start = self.now()  # the engine's clock
         on_done: Done | None
         if self.incoming is not None:
-            call, on_done = self.incoming.begin(number, config, caller, start)
+            try:
+                call, on_done = self.incoming.begin(number, config, caller, start)
+            except Exception as exc:  # e.g. the number was deleted a moment ago
+                self._refuse_internal(event.leg, dialled, "call not started", exc)
+                return
         else:
             spec = CallSpec(
                 id=str(uuid.uuid4()),
@@ -522,6 +524,12 @@ class SipDriver:
         if self.incoming is not None:
             self.incoming.placed(call, sc)
         self._input(sc, lambda: call.start(start))
+
+    def _refuse_internal(self, leg: int, dialled: str, why: str, exc: Exception) -> None:
+        """Our side cannot take the call: 500 with cause 41, logged and counted."""
+        log.error("incoming call to %r refused (%s): %s", dialled, why, exc)
+        self.stats.refused[why] += 1
+        self.ua.respond(leg, 500, self._ua_now(), reason=reason_for(41))
 
     def _policy(self, config: NumberConfig) -> Policy:
         """Policies compiled once per number configuration (blacklist, hours, lines)."""
