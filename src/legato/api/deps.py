@@ -41,7 +41,8 @@ async def get_session(database: DatabaseDep) -> AsyncIterator[Session]:
     """One session per request; routes that write commit explicitly before answering.
 
     Opening a session does no I/O (it connects on first use, in the route's thread);
-    closing it may (rollback, returning the connection), so that runs in the pool."""
+    closing one that holds a connection does (rollback, return), so that runs in a thread
+    of its own, never queued behind the routes' workers."""
     session = database.sessions()
     try:
         yield session
