@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -10,11 +11,22 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
+from legato.store import calls as call_store
 from legato.store.db import Database
 from legato.webhooks import manage
 from legato.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from legato.webhooks.outbox import on_call_writes
 
-from .kit import FAST, add_call, calls_with_events, finish, new_account, running_worker, sim_record
+from .kit import (
+    FAST,
+    Write,
+    add_call,
+    calls_with_events,
+    finish,
+    new_account,
+    running_worker,
+    sim_record,
+)
 from .receiver import Behaviour, Receiver, free_port
 
 EVENTS_PER_CALL = 8  # initiated, 2 legs x (ringing, answered, ended), completed
@@ -286,3 +298,61 @@ def test_subscription_filters_types(
     assert [r.json["type"] for r in receiver.requests] == ["call.completed"] * 3
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 3
+
+
+# --------------------------------------------------------------- hand-over (a worker runs)
+def _live_steps(call_id: str) -> list[tuple[dict, bool]]:  # type: ignore[type-arg]
+    """A call's record as the runtime writes it: the first leg ringing, then the end."""
+    final = sim_record(call_id)
+    partial = copy.deepcopy(final)
+    partial["legs"] = partial["legs"][:1]
+    for key in ("answered_at", "ended_at"):
+        partial["legs"][0][key] = None
+    return [(partial, False), (final, True)]
+
+
+def _write(database: Database, call_id: str, record: dict, final: bool) -> int:  # type: ignore[type-arg]
+    with database.session() as s:
+        if final:
+            call_store.finish_call(s, call_id, record)
+        return on_call_writes(s, [Write(call_id, record, final)])
+
+
+def test_events_written_while_the_worker_runs_are_handed_over_in_order(
+    database: Database, receiver: Receiver
+) -> None:
+    """The writer leases new deliveries to the running worker in their own transaction:
+    no claim query; a slow receiver makes later events of a call queue behind earlier
+    ones, and they still arrive in order."""
+    receiver.behaviour = Behaviour(delay=0.05)
+    account, _ = new_account(database)
+    endpoint(database, account, receiver.url)
+    with running_worker(database) as worker:
+        calls = [add_call(database, account) for _ in range(3)]
+        for step in range(2):
+            for call_id in calls:
+                record, final = _live_steps(call_id)[step]
+                assert _write(database, call_id, record, final) > 0
+        receiver.wait(lambda got: len(got) >= 3 * EVENTS_PER_CALL)
+    assert worker.claimed == 0  # all of them came by hand-over
+    per_call = assert_in_order_per_call(receiver.delivered())
+    assert set(per_call) == set(calls)
+    assert {d.state for d in deliveries(database)} == {"delivered"}
+
+
+def test_a_failed_hand_over_is_not_overtaken(database: Database, receiver: Receiver) -> None:
+    """The first event fails twice; what the writer adds meanwhile waits behind it (it is
+    given back to the claim query), so the receiver still sees the call's events in order."""
+    receiver.behaviour = Behaviour(status=lambda n: 500 if n < 2 else 200, delay=0.02)
+    account, _ = new_account(database)
+    endpoint(database, account, receiver.url)
+    with running_worker(database):
+        call_id = add_call(database, account)
+        first, last = _live_steps(call_id)
+        _write(database, call_id, *first)
+        receiver.wait(lambda got: len(receiver.requests) >= 1)
+        _write(database, call_id, *last)  # while the first event is failing
+        receiver.wait(lambda got: len(got) >= EVENTS_PER_CALL)
+    assert [r.status for r in receiver.requests[:3]] == [500, 500, 200]
+    assert len({r.msg_id for r in receiver.requests[:3]}) == 1
+    assert_in_order_per_call(receiver.delivered())

@@ -17,6 +17,8 @@ import os
 import secrets
 import socket
 import time
+import urllib.request
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,11 +44,14 @@ from legato.webhooks.models import (
     WebhookEvent,
 )
 from legato.webhooks.settings import WebhookSettings
-from legato.webhooks.signing import secret_key, sign_headers
+from legato.webhooks.signing import sign_headers, signing_keys
 
 log = logging.getLogger("legato.webhooks")
 
 USER_AGENT = f"Legato-Webhooks/{legato.__version__}"
+#: How long a failed (endpoint, call) keeps refusing hand-overs (they go to the claim
+#: query instead): longer than any writer transaction between its read and its commit.
+FAILED_MEMORY = 300.0
 #: Bytes of a receiver's response kept in the attempt log.
 EXCERPT_BYTES = 512
 
@@ -66,6 +71,8 @@ class Claim:
     attempts: int
     #: time.monotonic() just before the lease was taken: the lease runs from there.
     leased_at: float
+    #: Leased by the writer's transaction and handed over (not claimed by a query).
+    handed_over: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +98,9 @@ class Release:
     delivery_id: int
 
 
-def signing_keys(endpoint: Any, now: datetime) -> tuple[bytes, ...]:
-    """The current secret, plus the previous one while its overlap window lasts."""
-    keys = [secret_key(endpoint.secret)]
-    if (
-        endpoint.previous_secret
-        and endpoint.previous_expires_at
-        and endpoint.previous_expires_at > now
-    ):
-        keys.append(secret_key(endpoint.previous_secret))
-    return tuple(keys)
+def _proxy_configured() -> bool:
+    proxies = urllib.request.getproxies()
+    return any(scheme in proxies for scheme in ("http", "https", "all", "ws", "wss"))
 
 
 class DeliveryWorker:
@@ -114,10 +114,18 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._results: asyncio.Queue[Outcome | Release | None] = asyncio.Queue()
         self._inflight: set[asyncio.Task[None]] = set()
+        #: Deliveries being sent, per (endpoint, call): one task each, sending in order.
+        self._runs: dict[tuple[str, str], deque[Claim]] = {}
+        #: (endpoint, call) pairs whose send failed lately (time.monotonic()): what is
+        #: handed over for them goes back to the claim query, behind the failed one.
+        self._failed: dict[tuple[str, str], float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiohttp.ClientSession | None = None
         self._stopping = False
         self.sent = 0
+        #: Deliveries taken by the claim query (the rest came by hand-over).
+        self.claimed = 0
+        self._db_key = database.engine.url.render_as_string(hide_password=False)
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -134,9 +142,13 @@ class DeliveryWorker:
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
             headers={"user-agent": USER_AGENT},
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=True,
+            # With trust_env, aiohttp looks up the proxy variables and ~/.netrc in a thread
+            # for every request (0.4 ms of CPU and two thread hops each): only when a proxy
+            # is configured (HTTP(S)_PROXY, read once here) is that worth it.
+            trust_env=_proxy_configured(),
         )
         outbox.add_waker(self.wake)
+        outbox.set_local_worker(self._db_key, self)
         try:
             done = await asyncio.to_thread(outbox.reconcile, self.database)
         except Exception:
@@ -152,6 +164,7 @@ class DeliveryWorker:
     async def stop(self, grace: float = 2.0) -> None:
         """Stop claiming, let attempts in flight finish briefly, record them, close."""
         outbox.remove_waker(self.wake)
+        outbox.set_local_worker(self._db_key, None)
         self._stopping = True
         self._wake.set()
         if self._tasks:
@@ -181,6 +194,63 @@ class DeliveryWorker:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._wake.set)
 
+    # ----------------------------------------------------------------- hand-over
+    @property
+    def lease_seconds(self) -> float:
+        return self.settings.lease
+
+    def is_sending(self, pair: tuple[str, str]) -> bool:
+        return pair in self._runs
+
+    def hand_over(self, items: list[outbox.Handover]) -> None:
+        """Deliveries the writer leased to this worker; called from its thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # their leases expire and a claim takes them
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._take_over, items)
+
+    def _take_over(self, items: list[outbox.Handover]) -> None:
+        if self._stopping:
+            return  # leases expire; the next start claims them
+        claims: dict[tuple[str, str], list[Claim]] = {}
+        for h in items:
+            claim = Claim(
+                delivery_id=h.delivery_id,
+                call_id=h.call_id,
+                endpoint_id=h.endpoint_id,
+                kind=h.kind,
+                url=h.url,
+                event_id=h.event_id,
+                body=h.body.encode("utf-8"),
+                keys=h.keys,
+                attempts=0,
+                leased_at=h.leased_at,
+                handed_over=True,
+            )
+            claims.setdefault((h.endpoint_id, h.call_id), []).append(claim)
+        now = time.monotonic()
+        for pair, run in claims.items():
+            failed = self._failed.get(pair)
+            if pair not in self._runs and failed is not None and now - failed < FAILED_MEMORY:
+                # An earlier event of this call failed after the writer looked: it must
+                # go first, so these wait for the claim query like any successor.
+                for claim in run:
+                    self._results.put_nowait(Release(claim.delivery_id))
+                continue
+            self._dispatch(pair, run)
+
+    def _dispatch(self, pair: tuple[str, str], run: list[Claim]) -> None:
+        """Queue a run behind the pair's run in progress, or start one."""
+        queued = self._runs.get(pair)
+        if queued is not None:
+            queued.extend(run)
+            return
+        self._runs[pair] = deque(run)
+        task = asyncio.create_task(self._send_run(pair))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
     # ----------------------------------------------------------------- claiming
     async def _claim_loop(self) -> None:
         s = self.settings
@@ -194,13 +264,12 @@ class DeliveryWorker:
                 except Exception:
                     log.exception("claiming webhook deliveries failed")
                     claims, next_due = [], None
+                self.claimed += len(claims)
                 runs: dict[tuple[str, str], list[Claim]] = {}
                 for claim in claims:
                     runs.setdefault((claim.endpoint_id, claim.call_id), []).append(claim)
-                for run in runs.values():
-                    task = asyncio.create_task(self._send_run(run))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+                for pair, run in runs.items():
+                    self._dispatch(pair, run)
                 if claims and len(claims) >= free:
                     continue
                 if next_due is not None:
@@ -335,21 +404,37 @@ class DeliveryWorker:
         return claims
 
     # ----------------------------------------------------------------- sending
-    async def _send_run(self, run: list[Claim]) -> None:
-        """Send a call's claimed events to one endpoint in order; stop at the first
-        failure and hand the rest back (they wait behind the failed one)."""
-        budget = self.settings.lease - self.settings.timeout - 1.0
-        for i, claim in enumerate(run):
-            # Only start an attempt that ends within the lease: past it, another worker
-            # may take the delivery over, and it would be sent twice.
-            if i and time.monotonic() - claim.leased_at > budget:
-                outcome = None
-            else:
-                outcome = await self._send(claim)
-            if outcome is None or not outcome.ok:
-                for rest in run[i if outcome is None else i + 1 :]:
-                    self._results.put_nowait(Release(rest.delivery_id))
-                return
+    async def _send_run(self, pair: tuple[str, str]) -> None:
+        """Send a call's events to one endpoint in order (more may be queued meanwhile);
+        stop at the first failure and hand the rest back (they wait behind it)."""
+        slack = self.settings.lease - self.settings.timeout  # > 0 (settings check it)
+        budget = slack - min(1.0, slack / 2)
+        run = self._runs[pair]
+        try:
+            while run:
+                claim = run.popleft()
+                # Only start an attempt that ends within the lease: past it, another
+                # worker may take the delivery over, and it would be sent twice.
+                if time.monotonic() - claim.leased_at > budget:
+                    outcome = None
+                    run.appendleft(claim)
+                else:
+                    outcome = await self._send(claim)
+                if outcome is None or not outcome.ok:
+                    self._note_failed(pair)
+                    for rest in run:
+                        self._results.put_nowait(Release(rest.delivery_id))
+                    run.clear()
+                    return
+        finally:
+            if self._runs.get(pair) is run:
+                del self._runs[pair]
+
+    def _note_failed(self, pair: tuple[str, str]) -> None:
+        now = time.monotonic()
+        if len(self._failed) > 10_000:  # forget what no hand-over can still race with
+            self._failed = {p: t for p, t in self._failed.items() if now - t < FAILED_MEMORY}
+        self._failed[pair] = now
 
     async def _send(self, claim: Claim) -> Outcome:
         assert self._client is not None
@@ -404,7 +489,10 @@ class DeliveryWorker:
                     self.sent += len(outcomes)
                 except Exception:  # leases expire; the deliveries are sent again
                     log.exception("recording %d webhook attempt(s) failed", len(outcomes))
-                self._wake.set()
+                # What was claimed by a query or failed may have let others become due;
+                # a handed-over success changes nothing another claim could take.
+                if released or not all(o.ok and o.claim.handed_over for o in outcomes):
+                    self._wake.set()
             if None in batch:
                 return
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -31,7 +33,7 @@ from legato.webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from legato.webhooks.signing import new_secret
+from legato.webhooks.signing import new_secret, signing_keys
 
 log = logging.getLogger("legato.webhooks")
 
@@ -74,6 +76,71 @@ def _wake_all(_session: Session) -> None:
             log.debug("webhook waker failed", exc_info=True)
 
 
+# ------------------------------------------------------------------ hand-over
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A delivery leased to this process's worker by the transaction that created it."""
+
+    delivery_id: int
+    call_id: str
+    endpoint_id: str
+    kind: str
+    url: str
+    event_id: str
+    body: str
+    keys: tuple[bytes, ...]
+    #: time.monotonic() when the lease was taken.
+    leased_at: float
+
+
+class LocalWorker(Protocol):
+    """The delivery worker of this process, as the outbox sees it."""
+
+    @property
+    def worker_id(self) -> str: ...
+
+    @property
+    def lease_seconds(self) -> float: ...
+
+    def is_sending(self, pair: tuple[str, str]) -> bool:
+        """Whether a run of this (endpoint, call) is in progress (any thread may ask)."""
+
+    def hand_over(self, items: list[Handover]) -> None:
+        """Send these now (called from the writer's thread after the commit)."""
+
+
+_local: dict[str, LocalWorker] = {}
+
+
+def set_local_worker(database_url: str, worker: LocalWorker | None) -> None:
+    """Let the writer lease new deliveries to `worker` in their own transaction and hand
+    them over after the commit: no claim query, no poll between a call's end and its
+    event's first attempt. Keyed by database, for processes that hold several."""
+    with _wakers_lock:
+        if worker is None:
+            _local.pop(database_url, None)
+        else:
+            _local[database_url] = worker
+
+
+def _local_worker(session: Session) -> LocalWorker | None:
+    if not _local:
+        return None
+    return _local.get(session.get_bind().engine.url.render_as_string(hide_password=False))
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where a call's events go: an endpoint, or the account's per-call callback URL."""
+
+    endpoint_id: str
+    url: str
+    events: list[str]
+    kind: str
+    enabled: bool
+    keys: tuple[bytes, ...]
+
+
 # ------------------------------------------------------------------ the hook
 def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
     """Queue the webhook events these call writes imply; returns how many deliveries.
@@ -110,13 +177,16 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
     progress = {**cursors, **new_cursors}
     events: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
+    routes: list[_Target] = []
     for w in writes:
         meta = calls.get(w.call_id)
         if meta is None or w.call_id not in progress:
             continue
-        targets = [(e.id, e.url or "", e.events) for e in endpoints.get(meta.account_id, [])]
+        targets = [
+            _target(e, e.url or "", e.events, now) for e in endpoints.get(meta.account_id, [])
+        ]
         if meta.callback_url:
-            targets.append((callback[meta.account_id].id, meta.callback_url, []))
+            targets.append(_target(callback[meta.account_id], meta.callback_url, [], now))
         _emit(
             progress[w.call_id],
             meta,
@@ -127,15 +197,83 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
             now,
             events,
             deliveries,
+            routes,
         )
     if not events:
         return 0
     _save_cursors(session, progress, new_cursors, {i: calls[i].account_id for i in progress}, now)
     session.execute(insert(WebhookEvent), events)  # events first: deliveries reference them
     if deliveries:
+        _insert_deliveries(session, deliveries, routes, events, now)
+    return len(deliveries)
+
+
+def _target(endpoint: WebhookEndpoint, url: str, events: list[str], now: datetime) -> _Target:
+    enabled = bool(endpoint.enabled)
+    keys = signing_keys(endpoint, now) if enabled else ()
+    return _Target(endpoint.id, url, list(events or []), endpoint.kind, enabled, keys)
+
+
+def _insert_deliveries(
+    session: Session,
+    deliveries: list[dict[str, Any]],
+    routes: list[_Target],
+    events: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Insert the deliveries; those this process's worker may send at once are leased to
+    it in the same rows and handed over after the commit. A delivery is handed over only
+    if its call has no pending earlier delivery to that endpoint, or all of them are in
+    the same worker's run in progress (it then queues behind them): a call's events
+    still leave in order. The others wait for the worker's claim query, as before."""
+    local = _local_worker(session)
+    chosen: list[int] = []
+    if local is not None:
+        d = WebhookDelivery
+        busy = set()
+        for r in session.execute(
+            select(d.endpoint_id, d.call_id, d.leased_by)
+            .where(d.call_id.in_({row["call_id"] for row in deliveries}), d.state == PENDING)
+            .distinct()
+        ):
+            pair = (r.endpoint_id, r.call_id)
+            if r.leased_by != local.worker_id or not local.is_sending(pair):
+                busy.add(pair)
+        until = now + timedelta(seconds=local.lease_seconds)
+        for i, (row, route) in enumerate(zip(deliveries, routes, strict=True)):
+            free = route.enabled and (row["endpoint_id"], row["call_id"]) not in busy
+            row["lease_until"] = until if free else None
+            row["leased_by"] = local.worker_id if free else None
+            if free:
+                chosen.append(i)
+    if not chosen:
         session.execute(insert(WebhookDelivery), deliveries)
         event.listen(session, "after_commit", _wake_all, once=True)
-    return len(deliveries)
+        return
+    ids = session.scalars(
+        insert(WebhookDelivery).returning(WebhookDelivery.id, sort_by_parameter_order=True),
+        deliveries,
+    ).all()
+    assert local is not None
+    bodies = {e["id"]: e["body"] for e in events}
+    leased_at = time.monotonic()
+    items = [
+        Handover(
+            delivery_id=ids[i],
+            call_id=deliveries[i]["call_id"],
+            endpoint_id=routes[i].endpoint_id,
+            kind=routes[i].kind,
+            url=routes[i].url,
+            event_id=deliveries[i]["event_id"],
+            body=bodies[deliveries[i]["event_id"]],
+            keys=routes[i].keys,
+            leased_at=leased_at,
+        )
+        for i in chosen
+    ]
+    event.listen(session, "after_commit", lambda _s: local.hand_over(items), once=True)
+    if len(chosen) < len(deliveries):  # the others wait for a claim
+        event.listen(session, "after_commit", _wake_all, once=True)
 
 
 def _documents(session: Session, call_ids: list[str]) -> dict[str, Call]:
@@ -272,10 +410,11 @@ def _emit(
     record: dict[str, Any],
     final: bool,
     call: Call | None,
-    targets: list[tuple[str, str, list[str]]],
+    targets: list[_Target],
     now: datetime,
     events: list[dict[str, Any]],
     deliveries: list[dict[str, Any]],
+    routes: list[_Target],
 ) -> None:
     """Append the call's new events and their deliveries; advance its progress."""
     base = progress.next_sequence
@@ -301,15 +440,16 @@ def _emit(
                 "created_at": now,
             }
         )
-        for endpoint_id, url, subscribed_to in targets:
-            if not subscribed(subscribed_to, ev.type):
+        for target in targets:
+            if not subscribed(target.events, ev.type):
                 continue
+            routes.append(target)
             deliveries.append(
                 {
                     "account_id": meta.account_id,
-                    "endpoint_id": endpoint_id,
+                    "endpoint_id": target.endpoint_id,
                     "event_id": event_id,
-                    "url": url,
+                    "url": target.url,
                     "call_id": meta.id,
                     "sequence": seq,
                     "event_type": ev.type,
@@ -386,4 +526,11 @@ def reconcile(database: Any, batch: int = 200) -> int:
     return done
 
 
-__all__ = ["add_waker", "on_call_writes", "reconcile", "remove_waker"]
+__all__ = [
+    "Handover",
+    "add_waker",
+    "on_call_writes",
+    "reconcile",
+    "remove_waker",
+    "set_local_worker",
+]

@@ -15,6 +15,8 @@ import hmac
 import secrets
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -45,6 +47,18 @@ def secret_key(secret: str) -> bytes:
     if not key:
         raise InvalidSecret("the secret is empty")
     return key
+
+
+def signing_keys(endpoint: Any, now: datetime) -> tuple[bytes, ...]:
+    """The current secret, plus the previous one while its overlap window lasts."""
+    keys = [secret_key(endpoint.secret)]
+    if (
+        endpoint.previous_secret
+        and endpoint.previous_expires_at
+        and endpoint.previous_expires_at > now
+    ):
+        keys.append(secret_key(endpoint.previous_secret))
+    return tuple(keys)
 
 
 def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
