@@ -14,7 +14,12 @@ from standardwebhooks.webhooks import Webhook
 from legato.store import calls as call_store
 from legato.store.db import Database
 from legato.webhooks import manage
-from legato.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from legato.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from legato.webhooks.outbox import on_call_writes
 
 from .kit import (
@@ -296,8 +301,14 @@ def test_subscription_filters_types(
         receiver.wait(lambda got: len(got) >= 3)
         time.sleep(0.2)
     assert [r.json["type"] for r in receiver.requests] == ["call.completed"] * 3
+    # the sequence counts every event of the call, stored or not: the same number an
+    # endpoint subscribed to every type sees
+    assert {r.json["sequence"] for r in receiver.requests} == {EVENTS_PER_CALL}
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 3
+        # an event no endpoint subscribes to is not stored
+        stored = s.scalars(select(WebhookEvent.type).distinct()).all()
+        assert stored == ["call.completed"]
 
 
 # --------------------------------------------------------------- hand-over (a worker runs)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, event, insert, or_, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from legato.store.calls import COMPLETED, call_document
 from legato.store.ids import new_id
@@ -152,12 +152,7 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
         return 0
     ids = list(dict.fromkeys(w.call_id for w in writes))
     with session.no_autoflush:
-        calls = {
-            row.id: row
-            for row in session.execute(
-                select(Call.id, Call.account_id, Call.callback_url).where(Call.id.in_(ids))
-            )
-        }
+        calls = {row.id: row for row in session.execute(select(*_LIGHT).where(Call.id.in_(ids)))}
         endpoints = _endpoints(session, {row.account_id for row in calls.values()})
         targeted = [
             i
@@ -167,8 +162,6 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
         if not targeted:
             return 0
         cursors = _cursors(session, targeted)
-        finals = {w.call_id for w in writes if w.final}
-        documents = _documents(session, [i for i in targeted if i in finals or i not in cursors])
         callback = _callback_endpoints(
             session, {calls[i].account_id for i in targeted if calls[i].callback_url}
         )
@@ -192,7 +185,7 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
             meta,
             w.record,
             w.final,
-            documents.get(w.call_id),
+            meta,
             targets,
             now,
             events,
@@ -250,10 +243,12 @@ def _insert_deliveries(
         session.execute(insert(WebhookDelivery), deliveries)
         event.listen(session, "after_commit", _wake_all, once=True)
         return
-    ids = session.scalars(
-        insert(WebhookDelivery).returning(WebhookDelivery.id, sort_by_parameter_order=True),
-        deliveries,
-    ).all()
+    # RETURNING matched by (event, endpoint), not by position: ordered RETURNING makes
+    # SQLite insert row by row.
+    d = WebhookDelivery
+    returned = session.execute(insert(d).returning(d.id, d.event_id, d.endpoint_id), deliveries)
+    id_of = {(r.event_id, r.endpoint_id): r.id for r in returned}
+    ids = [id_of[(row["event_id"], row["endpoint_id"])] for row in deliveries]
     assert local is not None
     bodies = {e["id"]: e["body"] for e in events}
     leased_at = time.monotonic()
@@ -276,20 +271,22 @@ def _insert_deliveries(
         event.listen(session, "after_commit", _wake_all, once=True)
 
 
-def _documents(session: Session, call_ids: list[str]) -> dict[str, Call]:
-    """The calls whose document an event carries (call.initiated, call.completed).
-
-    Without their JSON columns: the record is the one being written (the caller has it),
-    and decoding the journal, snapshot and request was a third of the hook's CPU."""
-    if not call_ids:
-        return {}
-    light = [defer(c, raiseload=True) for c in _HEAVY]
-    stmt = select(Call).where(Call.id.in_(call_ids)).options(*light)
-    return {c.id: c for c in session.scalars(stmt)}
-
-
-#: JSON columns the hook never reads (`call_document` is given the record).
-_HEAVY = (Call.record, Call.journal, Call.snapshot, Call.request)
+#: What events read of a call: its document without the JSON columns (the record is the
+#: one being written; decoding journal, snapshot and request was a third of the hook's CPU).
+_LIGHT = (
+    Call.id,
+    Call.account_id,
+    Call.service,
+    Call.state,
+    Call.status,
+    Call.number,
+    Call.from_numbers,
+    Call.to_numbers,
+    Call.started_at,
+    Call.end_reason,
+    Call.custom_data,
+    Call.callback_url,
+)
 
 
 def _endpoints(session: Session, accounts: Iterable[str]) -> dict[str, list[WebhookEndpoint]]:
@@ -409,7 +406,7 @@ def _emit(
     meta: Any,
     record: dict[str, Any],
     final: bool,
-    call: Call | None,
+    call: Any,
     targets: list[_Target],
     now: datetime,
     events: list[dict[str, Any]],
@@ -428,6 +425,9 @@ def _emit(
         now=now,
     )
     for seq, ev in enumerate(new, start=base):
+        wanted = [t for t in targets if subscribed(t.events, ev.type)]
+        if not wanted:  # counted in the sequence, stored only if someone receives it
+            continue
         event_id = new_id("msg")
         events.append(
             {
@@ -440,9 +440,7 @@ def _emit(
                 "created_at": now,
             }
         )
-        for target in targets:
-            if not subscribed(target.events, ev.type):
-                continue
+        for target in wanted:
             routes.append(target)
             deliveries.append(
                 {
@@ -462,7 +460,7 @@ def _emit(
             )
 
 
-def _initiated(call_id: str, record: dict[str, Any], call: Call | None) -> dict[str, Any]:
+def _initiated(call_id: str, record: dict[str, Any], call: Any) -> dict[str, Any]:
     """`call.initiated` data: who is called, from which number, with the client's data."""
     data: dict[str, Any] = {
         "id": call_id,
