@@ -33,11 +33,8 @@ def effective_config(base: dict[str, Any], request: dict[str, Any],
     return NumberConfig.model_validate(merged)
 
 
-def _account_settings(
-    session: Session, account_id: str, account: Account | None = None
-) -> dict[str, Any]:
-    if account is None:
-        account = session.get(Account, account_id)
+def _account_settings(session: Session, account_id: str) -> dict[str, Any]:
+    account = session.get(Account, account_id)
     return dict(account.settings or {}) if account is not None else {}
 
 
@@ -55,14 +52,20 @@ def order_for(
     call: Call,
     received_at: float | None = None,
     number: Number | None = None,
-    account: Account | None = None,
 ) -> CallOrder:
-    """The order for a stored call, with its number's current configuration (`number` and
-    `account`, when the caller has already loaded them, save queries on the create path)."""
+    """The order for a stored call, with its number's current configuration (`number`,
+    when the caller has already loaded it, saves a query)."""
     if number is None:
         number = session.scalar(
             select(Number).where(Number.account_id == call.account_id, Number.number == call.number)
         )
+    config = effective_config(number.config if number else {}, call.request or {},
+                              _account_settings(session, call.account_id))
+    return order_from(call, config, received_at)
+
+
+def order_from(call: Call, config: NumberConfig, received_at: float | None = None) -> CallOrder:
+    """The order for a stored call whose effective configuration is already built (no I/O)."""
     request = call.request or {}
     service = Service(call.service)
     leg1, leg2 = sides(service, list(call.from_numbers), list(call.to_numbers))
@@ -72,8 +75,7 @@ def order_for(
         number=call.number,
         leg1=leg1,
         leg2=leg2,
-        config=effective_config(number.config if number else {}, request,
-                                _account_settings(session, call.account_id, account)),
+        config=config,
         started_at=call.started_at,
         category=request.get("dnd_category"),
         transactional=bool(request.get("transactional", False)),

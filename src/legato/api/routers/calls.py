@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from legato.api.arrival import received_at
@@ -24,11 +25,13 @@ from legato.api.schemas.calls import (
 )
 from legato.core.catalogue import Service, Status
 from legato.core.policy.permissions import InvalidNumber, normalize_number
-from legato.service.orders import order_for
+from legato.service.orders import effective_config, order_from
+from legato.service.runtime import CallRuntime
 from legato.store import calls as store
 from legato.store import numbers as numbers_store
-from legato.store.accounts import NotFound, get_account
+from legato.store.accounts import NotFound
 from legato.store.export import csv_rows
+from legato.store.models import Call
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -52,7 +55,7 @@ IdempotencyKey = Annotated[
         **problem_responses(400, 401, 409, 422),
     },
 )
-def create_call(
+async def create_call(
     body: CallCreate,
     request: Request,
     response: Response,
@@ -62,18 +65,36 @@ def create_call(
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Place a click-to-call or outbound call from one of the account's numbers."""
-    received = received_at(request.state)
+    # `async`, with the store work in a worker thread: FastAPI would validate a sync
+    # route's answer in a second thread hop; here it runs on the loop.
+    call, created = await run_in_threadpool(
+        _place_call, session, account, runtime, body, received_at(request.state), idempotency_key
+    )
+    response.headers["Location"] = f"/v1/calls/{call.id}"
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return store.call_document(call)
+
+
+def _place_call(
+    session: Session,
+    account: str,
+    runtime: CallRuntime,
+    body: CallCreate,
+    received: float,
+    idempotency_key: str | None,
+) -> tuple[Call, bool]:
+    """Store the new call, commit and launch it: (call, True); or (the earlier call,
+    False) for a replayed idempotency key."""
     try:
-        number_row = numbers_store.get_number(session, account, body.number)
+        number = numbers_store.calling_number(session, account, body.number)
     except NotFound:
         raise field_problem(
             "number",
             "account_number",
             f"{body.number} is not a number of this account; add it with POST /v1/numbers",
         ) from None
-    # Read before the INSERT (its settings shape the order): the store's write lock is
-    # then held only from the INSERT to the commit.
-    owner = get_account(session, account)
     doc = request_document(body)
     new = store.NewCall(
         service=body.service,
@@ -85,6 +106,11 @@ def create_call(
         callback_url=None if body.callback_url is None else str(body.callback_url),
         idempotency_key=idempotency_key,
     )
+    # Built before the INSERT when the call is sure to be new: the store's write lock is
+    # then held only from the INSERT to the commit. (A replay builds none.)
+    config = None
+    if idempotency_key is None:
+        config = effective_config(number.config, doc, number.account_settings)
     try:
         call, created = store.create_call(session, account, new)
     except store.IdempotencyConflict as exc:
@@ -95,17 +121,15 @@ def create_call(
             "request body; use a new key for a new call",
             kind="idempotency-conflict",
         ) from None
-    # The order reads the account's settings: inside this transaction, so that no
-    # connection is held after the commit.
-    order = order_for(session, call, received, number_row, owner) if created else None
+    order = None
+    if created:
+        if config is None:  # a new idempotency key
+            config = effective_config(number.config, doc, number.account_settings)
+        order = order_from(call, config, received)
     session.commit()
-    response.headers["Location"] = f"/v1/calls/{call.id}"
-    if order is None:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-        return store.call_document(call)
-    runtime.launch(order)
-    return store.call_document(call)
+    if order is not None:
+        runtime.launch(order)
+    return call, created
 
 
 def _filter(
