@@ -69,31 +69,29 @@ def _unauthorized(detail: str) -> ApiProblem:
 
 
 async def get_account_id(
-    session: SessionDep,
+    database: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     """The id of the account whose live key authenticates the request.
 
     A key found live moments ago is answered from memory (see `known_account_id`), on the
-    loop; otherwise the store is asked in a thread."""
+    loop; otherwise the store is asked in a thread, in a session of its own (so a route
+    that opens its own session needs no `get_session`, and its set-up per request)."""
     if credentials is None:
         raise _unauthorized("send the API key as `Authorization: Bearer lgk_...`")
     account_id = known_account_id(credentials.credentials)
     if account_id is None:
-        account_id = await asyncio.to_thread(_look_up, session, credentials.credentials)
+        account_id = await asyncio.to_thread(_look_up, database, credentials.credentials)
     if account_id is None:
         raise _unauthorized("the API key is unknown or has been revoked")
     return account_id
 
 
-def _look_up(session: Session, api_key: str) -> str | None:
-    try:
+def _look_up(database: Database, api_key: str) -> str | None:
+    # Closed before returning: the route may wait for a worker thread, and a connection
+    # held meanwhile starves the threads that hold the workers (pool/threadpool deadlock).
+    with database.sessions() as session:
         return account_id_for_key(session, api_key)
-    finally:
-        # Return the connection now: the route may wait for a worker thread, and a
-        # connection held meanwhile starves the threads that hold the workers
-        # (pool/threadpool deadlock).
-        session.close()
 
 
 AccountId = Annotated[str, Depends(get_account_id)]

@@ -30,6 +30,7 @@ from legato.service.runtime import CallRuntime
 from legato.store import calls as store
 from legato.store import numbers as numbers_store
 from legato.store.accounts import NotFound
+from legato.store.db import Database
 from legato.store.export import csv_rows
 from legato.store.models import Call
 
@@ -59,7 +60,7 @@ async def create_call(
     body: CallCreate,
     request: Request,
     response: Response,
-    session: SessionDep,
+    database: DatabaseDep,
     account: AccountId,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
@@ -68,7 +69,7 @@ async def create_call(
     # `async`, with the store work in a worker thread: FastAPI would validate a sync
     # route's answer in a second thread hop; here it runs on the loop.
     call, created = await run_in_threadpool(
-        _place_call, session, account, runtime, body, received_at(request.state), idempotency_key
+        _place_call, database, account, runtime, body, received_at(request.state), idempotency_key
     )
     response.headers["Location"] = f"/v1/calls/{call.id}"
     if not created:
@@ -78,7 +79,7 @@ async def create_call(
 
 
 def _place_call(
-    session: Session,
+    database: Database,
     account: str,
     runtime: CallRuntime,
     body: CallCreate,
@@ -86,7 +87,20 @@ def _place_call(
     idempotency_key: str | None,
 ) -> tuple[Call, bool]:
     """Store the new call, commit and launch it: (call, True); or (the earlier call,
-    False) for a replayed idempotency key."""
+    False) for a replayed idempotency key. The session is this thread's own, closed here
+    (no `get_session` set-up and teardown per request; a rollback never on the loop)."""
+    with database.sessions() as session:
+        return _store_call(session, account, runtime, body, received, idempotency_key)
+
+
+def _store_call(
+    session: Session,
+    account: str,
+    runtime: CallRuntime,
+    body: CallCreate,
+    received: float,
+    idempotency_key: str | None,
+) -> tuple[Call, bool]:
     try:
         number = numbers_store.calling_number(session, account, body.number)
     except NotFound:
