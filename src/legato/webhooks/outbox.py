@@ -192,9 +192,17 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
             deliveries,
             routes,
         )
+    # A cursor is saved when its call stored an event or ended. Events nobody receives
+    # are only counted: recounted from the record on the call's next write, they get the
+    # same numbers, so a live write that stores nothing needs no cursor write.
+    keep = {e["call_id"] for e in events} | {w.call_id for w in writes if w.final}
+    saved = {i: p for i, p in progress.items() if i in keep}
+    if saved:
+        accounts = {i: calls[i].account_id for i in saved}
+        fresh = {i: p for i, p in new_cursors.items() if i in keep}
+        _save_cursors(session, saved, fresh, accounts, now)
     if not events:
         return 0
-    _save_cursors(session, progress, new_cursors, {i: calls[i].account_id for i in progress}, now)
     session.execute(insert(WebhookEvent), events)  # events first: deliveries reference them
     if deliveries:
         _insert_deliveries(session, deliveries, routes, events, now)
