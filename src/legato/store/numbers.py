@@ -50,9 +50,10 @@ class CallingNumber:
 
 
 #: How long this process trusts a number it read without asking the store again (the
-#: create-call hot path). Changes made in this process (API, CLI in-process, any ORM
-#: write of a number or an account) apply at once; one made by another process (the CLI
-#: against a running server) within this many seconds.
+#: create-call hot path). Changes made in this process apply at once when they write the
+#: Number or Account row through a session (as the API and the CLI do; a bulk UPDATE or
+#: DELETE statement is not seen); one made by another process (the CLI against a running
+#: server) within this many seconds.
 CALLING_NUMBER_SECONDS = 2.0
 _CALLING_NUMBERS_MAX = 10_000
 #: (account id, number) -> (what was read, monotonic expiry).
