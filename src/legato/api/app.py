@@ -29,7 +29,7 @@ from legato.sim import SimNetwork
 from legato.store.db import Database
 from legato.twilio import api as twilio_api
 from legato.twilio import errors as twilio_errors
-from legato.webhooks.outbox import on_call_writes
+from legato.webhooks.outbox import prepare_call_writes
 
 DESCRIPTION = """
 Place click-to-call and outbound calls, read each call's exact status with the facts
@@ -84,7 +84,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             database,
             sip or SimNetwork(phones, default),  # type: ignore[arg-type]
             1.0 if sip is not None else settings.sim_speed,
-            on_writes=on_call_writes,
+            on_writes=prepare_call_writes,
             dnd=DndSource(database.engine),
             directory=directory,
         )

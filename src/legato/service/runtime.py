@@ -69,7 +69,8 @@ class _Write:
     source: JournaledCall | None = None
 
 
-#: Called by the writer inside the transaction that persists call writes (webhook outbox).
+#: Called by the writer inside the transaction that persists call writes (webhook outbox),
+#: before it writes them; a callable it returns is called after them, to write its rows.
 WritesHook = Callable[[Session, Sequence[_Write]], object]
 
 
@@ -465,12 +466,17 @@ class CallRuntime:
                     finals.append(store.Final(w.call_id, w.record, w.end_reason, w.journal, snap))
                 else:
                     lives.append(store.Live(w.call_id, w.record, w.journal, snap))
+            # Read and build everything first, then write: SQLite's one write lock (the
+            # store's write gate) is taken at the first write and held to the commit,
+            # and every create request waits for it meanwhile.
+            # Same transaction for the hook: what it writes (webhook events) exists if
+            # and only if the call state behind it committed.
+            hook = self.on_writes(session, order) if self.on_writes is not None else None
+            ending = store.prepare_finals(session, finals)
             store.save_lives(session, lives)  # one statement for all (executemany)
-            store.finish_calls(session, finals)  # likewise; legs and events in bulk
-            if self.on_writes is not None:
-                # Same transaction: what the hook writes (webhook events) exists if and
-                # only if the call state behind it committed.
-                self.on_writes(session, order)
+            store.apply_finals(session, ending)  # likewise; legs and events in bulk
+            if callable(hook):
+                hook()
 
     async def drain(self) -> None:
         """Wait until every queued state change is in the store (tests, benchmarks)."""

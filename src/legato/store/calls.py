@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -246,9 +246,26 @@ def finish_calls(session: Session, finals: Sequence[Final]) -> list[str]:
     PostgreSQL) get their columns in one UPDATE statement run for all, then the legs and
     events of all of them go in two bulk INSERTs. Returns the ids of the calls finished now
     (a call given twice is finished by its first record)."""
+    return apply_finals(session, prepare_finals(session, finals))
+
+
+@dataclass(slots=True)
+class Ending:
+    """Final records read and turned into rows, not written yet (`prepare_finals`)."""
+
+    finished: list[str] = field(default_factory=list)
+    groups: dict[tuple[bool, bool], list[dict[str, Any]]] = field(default_factory=dict)
+    legs: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    now: datetime | None = None
+
+
+def prepare_finals(session: Session, finals: Sequence[Final]) -> Ending:
+    """The reading and row-building half of `finish_calls`: no write, so a writer can do
+    it before taking SQLite's write lock (the runtime's writer does)."""
     calls = Call.__table__
     if not finals:
-        return []
+        return Ending()
     ids = list(dict.fromkeys(f.call_id for f in finals))
     open_stmt = select(calls.c.id).where(calls.c.id.in_(ids), calls.c.state != COMPLETED)
     if session.get_bind().dialect.name == "postgresql":
@@ -289,19 +306,24 @@ def finish_calls(session: Session, finals: Sequence[Final]) -> list[str]:
         finished.append(final.call_id)
         legs.extend(_legs(final.call_id, record.get("legs") or []))
         events.extend(_events(final.call_id, record.get("events") or []))
-    for (with_journal, with_snapshot), rows in groups.items():
+    return Ending(finished, groups, legs, events, now)
+
+
+def apply_finals(session: Session, ending: Ending) -> list[str]:
+    """The writing half of `finish_calls`; returns the ids of the calls finished."""
+    for (with_journal, with_snapshot), rows in ending.groups.items():
         values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _FINAL_COLUMNS}
-        values.update(state=COMPLETED, updated_at=now)
+        values.update(state=COMPLETED, updated_at=ending.now)
         if with_journal:
             values["journal"] = bindparam("b_journal")
         if with_snapshot:
             values["snapshot"] = bindparam("b_snapshot")
         session.execute(_update_open(values), rows)
-    if legs:
-        session.execute(Leg.__table__.insert(), legs)
-    if events:
-        session.execute(Event.__table__.insert(), events)
-    return finished
+    if ending.legs:
+        session.execute(Leg.__table__.insert(), ending.legs)
+    if ending.events:
+        session.execute(Event.__table__.insert(), ending.events)
+    return ending.finished
 
 
 #: The call columns a final record sets (besides state, journal, snapshot, updated_at).

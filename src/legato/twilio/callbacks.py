@@ -187,9 +187,16 @@ def chain(*hooks: Callable[[Session, Sequence[Any]], object] | None
     """Run several writer hooks in the same transaction, in order."""
     present = [h for h in hooks if h is not None]
 
-    def run(session: Session, writes: Sequence[Any]) -> None:
-        for hook in present:
-            hook(session, writes)
+    def run(session: Session, writes: Sequence[Any]) -> Callable[[], None]:
+        # A hook may return a function that writes what it prepared (the runtime's
+        # writer calls it after its own writes): those run in the hooks' order.
+        later = [f for f in (hook(session, writes) for hook in present) if callable(f)]
+
+        def apply() -> None:
+            for f in later:
+                f()
+
+        return apply
 
     return run
 

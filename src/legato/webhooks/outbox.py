@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, event, insert, or_, select, update
@@ -143,13 +144,23 @@ class _Target:
 
 # ------------------------------------------------------------------ the hook
 def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
-    """Queue the webhook events these call writes imply; returns how many deliveries.
+    """Queue the webhook events these call writes imply; returns how many deliveries."""
+    return prepare_call_writes(session, writes)()
 
-    A handful of statements per batch whatever its size: the calls, their endpoints, their
-    cursors and documents are read in one query each, and the new rows are written in bulk.
+
+def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callable[[], int]:
+    """Read and work out what these call writes imply; return the function that writes
+    it (and returns how many deliveries). The runtime's writer calls this before its own
+    writes and the result after them, in one transaction: on SQLite the store's single
+    write lock is then held only while rows are written, not while events are built.
+
+    A handful of statements per batch whatever its size: the calls, their endpoints and
+    cursors are read in one query each, and the new rows are written in bulk. A final
+    write's call is read before its final state is written: its document takes that
+    state from the write (`_completed`).
     """
     if not writes:
-        return 0
+        return _nothing
     ids = list(dict.fromkeys(w.call_id for w in writes))
     with session.no_autoflush:
         calls = {row.id: row for row in session.execute(select(*_LIGHT).where(Call.id.in_(ids)))}
@@ -160,7 +171,7 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
             if i in calls and (endpoints.get(calls[i].account_id) or calls[i].callback_url)
         ]
         if not targeted:
-            return 0
+            return _nothing
         cursors = _cursors(session, targeted)
         callback = _callback_endpoints(
             session, {calls[i].account_id for i in targeted if calls[i].callback_url}
@@ -180,12 +191,13 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
         ]
         if meta.callback_url:
             targets.append(_target(callback[meta.account_id], meta.callback_url, [], now))
+        call = _completed(meta, w) if w.final else meta
         _emit(
             progress[w.call_id],
             meta,
             w.record,
             w.final,
-            meta,
+            call,
             targets,
             now,
             events,
@@ -197,16 +209,38 @@ def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
     # same numbers, so a live write that stores nothing needs no cursor write.
     keep = {e["call_id"] for e in events} | {w.call_id for w in writes if w.final}
     saved = {i: p for i, p in progress.items() if i in keep}
-    if saved:
-        accounts = {i: calls[i].account_id for i in saved}
-        fresh = {i: p for i, p in new_cursors.items() if i in keep}
-        _save_cursors(session, saved, fresh, accounts, now)
-    if not events:
-        return 0
-    session.execute(insert(WebhookEvent), events)  # events first: deliveries reference them
-    if deliveries:
-        _insert_deliveries(session, deliveries, routes, events, now)
-    return len(deliveries)
+    fresh = {i: p for i, p in new_cursors.items() if i in keep}
+    accounts = {i: calls[i].account_id for i in saved}
+    local, chosen = _lease(session, deliveries, routes, now) if deliveries else (None, [])
+
+    def apply() -> int:
+        if saved:
+            _save_cursors(session, saved, fresh, accounts, now)
+        if not events:
+            return 0
+        session.execute(insert(WebhookEvent), events)  # events first: deliveries use them
+        if deliveries:
+            _insert_deliveries(session, deliveries, routes, events, local, chosen)
+        return len(deliveries)
+
+    return apply
+
+
+def _nothing() -> int:
+    return 0
+
+
+def _completed(row: Any, write: CallWrite) -> Any:
+    """The call as its final write leaves it (the row was read before that write)."""
+    if row.state == COMPLETED:
+        return row
+    values = dict(row._mapping)
+    values.update(
+        state=COMPLETED,
+        status=write.record.get("status"),
+        end_reason=getattr(write, "end_reason", None),
+    )
+    return SimpleNamespace(**values)
 
 
 def _target(endpoint: WebhookEndpoint, url: str, events: list[str], now: datetime) -> _Target:
@@ -215,39 +249,49 @@ def _target(endpoint: WebhookEndpoint, url: str, events: list[str], now: datetim
     return _Target(endpoint.id, url, list(events or []), endpoint.kind, enabled, keys)
 
 
+def _lease(
+    session: Session, deliveries: list[dict[str, Any]], routes: list[_Target], now: datetime
+) -> tuple[LocalWorker | None, list[int]]:
+    """Lease to this process's worker the deliveries it may send at once (their rows carry
+    the lease; they are handed over after the commit). A delivery qualifies only if its
+    call has no pending earlier delivery to that endpoint, or all of them are in the same
+    worker's run in progress (it then queues behind them): a call's events still leave in
+    order. The others wait for the worker's claim query, as before."""
+    local = _local_worker(session)
+    chosen: list[int] = []
+    if local is None:
+        return None, chosen
+    d = WebhookDelivery
+    busy = set()
+    for r in session.execute(
+        select(d.endpoint_id, d.call_id, d.leased_by)
+        .where(d.call_id.in_({row["call_id"] for row in deliveries}), d.state == PENDING)
+        .distinct()
+    ):
+        pair = (r.endpoint_id, r.call_id)
+        if r.leased_by != local.worker_id or not local.is_sending(pair):
+            busy.add(pair)
+    until = now + timedelta(seconds=local.lease_seconds)
+    for i, (row, route) in enumerate(zip(deliveries, routes, strict=True)):
+        free = route.enabled and (row["endpoint_id"], row["call_id"]) not in busy
+        row["lease_until"] = until if free else None
+        row["leased_by"] = local.worker_id if free else None
+        if free:
+            chosen.append(i)
+    return local, chosen
+
+
 def _insert_deliveries(
     session: Session,
     deliveries: list[dict[str, Any]],
     routes: list[_Target],
     events: list[dict[str, Any]],
-    now: datetime,
+    local: LocalWorker | None,
+    chosen: list[int],
 ) -> None:
-    """Insert the deliveries; those this process's worker may send at once are leased to
-    it in the same rows and handed over after the commit. A delivery is handed over only
-    if its call has no pending earlier delivery to that endpoint, or all of them are in
-    the same worker's run in progress (it then queues behind them): a call's events
-    still leave in order. The others wait for the worker's claim query, as before."""
-    local = _local_worker(session)
-    chosen: list[int] = []
-    if local is not None:
-        d = WebhookDelivery
-        busy = set()
-        for r in session.execute(
-            select(d.endpoint_id, d.call_id, d.leased_by)
-            .where(d.call_id.in_({row["call_id"] for row in deliveries}), d.state == PENDING)
-            .distinct()
-        ):
-            pair = (r.endpoint_id, r.call_id)
-            if r.leased_by != local.worker_id or not local.is_sending(pair):
-                busy.add(pair)
-        until = now + timedelta(seconds=local.lease_seconds)
-        for i, (row, route) in enumerate(zip(deliveries, routes, strict=True)):
-            free = route.enabled and (row["endpoint_id"], row["call_id"]) not in busy
-            row["lease_until"] = until if free else None
-            row["leased_by"] = local.worker_id if free else None
-            if free:
-                chosen.append(i)
-    if not chosen:
+    """Insert the deliveries; hand the leased ones over after the commit, wake claimers
+    for the others."""
+    if local is None or not chosen:
         session.execute(insert(WebhookDelivery), deliveries)
         event.listen(session, "after_commit", _wake_all, once=True)
         return
@@ -257,7 +301,6 @@ def _insert_deliveries(
     returned = session.execute(insert(d).returning(d.id, d.event_id, d.endpoint_id), deliveries)
     id_of = {(r.event_id, r.endpoint_id): r.id for r in returned}
     ids = [id_of[(row["event_id"], row["endpoint_id"])] for row in deliveries]
-    assert local is not None
     bodies = {e["id"]: e["body"] for e in events}
     leased_at = time.monotonic()
     items = [
@@ -536,6 +579,7 @@ __all__ = [
     "Handover",
     "add_waker",
     "on_call_writes",
+    "prepare_call_writes",
     "reconcile",
     "remove_waker",
     "set_local_worker",
