@@ -500,7 +500,43 @@ class DeliveryWorker:
         s = self.settings
         d = WebhookDelivery
         now = utcnow()
+        # Rows first, statements last: on SQLite the store's write lock is held from the
+        # first write to the commit.
         runs: dict[str, list[Outcome]] = {}
+        attempts = [
+            {
+                "delivery_id": o.claim.delivery_id,
+                "attempted_at": o.at,
+                "status_code": o.status_code,
+                "latency_ms": o.latency_ms,
+                "error": o.error,
+                "response_excerpt": o.excerpt,
+            }
+            for o in outcomes
+        ]
+        rows = []
+        for o in outcomes:
+            tries = o.claim.attempts + 1
+            state, delivered_at, next_at = PENDING, None, None
+            if o.ok:
+                state, delivered_at = DELIVERED, now
+            elif tries >= s.max_attempts:
+                state = FAILED
+            else:
+                next_at = now + timedelta(seconds=s.backoff(tries))
+            rows.append(
+                {
+                    "b_id": o.claim.delivery_id,
+                    "b_state": state,
+                    "b_attempts": tries,
+                    "b_code": o.status_code,
+                    "b_error": o.error,
+                    "b_delivered": delivered_at,
+                    "b_next": next_at,
+                }
+            )
+            if o.claim.kind == ENDPOINT:
+                runs.setdefault(o.claim.endpoint_id, []).append(o)
         with self.database.session() as session:
             if released:
                 session.execute(
@@ -511,43 +547,7 @@ class DeliveryWorker:
                 )
             if not outcomes:
                 return
-            session.execute(
-                insert(WebhookAttempt),
-                [
-                    {
-                        "delivery_id": o.claim.delivery_id,
-                        "attempted_at": o.at,
-                        "status_code": o.status_code,
-                        "latency_ms": o.latency_ms,
-                        "error": o.error,
-                        "response_excerpt": o.excerpt,
-                    }
-                    for o in outcomes
-                ],
-            )
-            rows = []
-            for o in outcomes:
-                attempts = o.claim.attempts + 1
-                state, delivered_at, next_at = PENDING, None, None
-                if o.ok:
-                    state, delivered_at = DELIVERED, now
-                elif attempts >= s.max_attempts:
-                    state = FAILED
-                else:
-                    next_at = now + timedelta(seconds=s.backoff(attempts))
-                rows.append(
-                    {
-                        "b_id": o.claim.delivery_id,
-                        "b_state": state,
-                        "b_attempts": attempts,
-                        "b_code": o.status_code,
-                        "b_error": o.error,
-                        "b_delivered": delivered_at,
-                        "b_next": next_at,
-                    }
-                )
-                if o.claim.kind == ENDPOINT:
-                    runs.setdefault(o.claim.endpoint_id, []).append(o)
+            session.execute(insert(WebhookAttempt), attempts)
             t = d.__table__
             session.execute(  # one executemany; only this worker's claims are touched
                 update(t)
