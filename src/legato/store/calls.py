@@ -94,6 +94,8 @@ def create_call(
         request=new.request,
         record={},
     )
+    call = Call(**row)  # built before the INSERT: SQLite's write lock is taken there
+    make_transient_to_detached(call)  # as if loaded: clean, reading it never queries
     # A Core INSERT, not an ORM flush (the unit of work costs more than the statement).
     if new.idempotency_key is None:
         session.execute(_INSERT_CALL, row)
@@ -106,8 +108,6 @@ def create_call(
             if earlier is None:
                 raise
             return _replay(earlier, new.idempotency_key, digest), False
-    call = Call(**row)
-    make_transient_to_detached(call)  # as if loaded: the session holds it, clean
     session.add(call)
     return call, True
 

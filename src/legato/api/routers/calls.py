@@ -135,14 +135,12 @@ def _store_call(
             "request body; use a new key for a new call",
             kind="idempotency-conflict",
         ) from None
-    order = None
+    if created and config is None:  # a new idempotency key
+        config = effective_config(number.config, doc, number.account_settings)
+    session.commit()  # at once: SQLite's write lock is held from the INSERT to here
     if created:
-        if config is None:  # a new idempotency key
-            config = effective_config(number.config, doc, number.account_settings)
-        order = order_from(call, config, received)
-    session.commit()
-    if order is not None:
-        runtime.launch(order)
+        assert config is not None
+        runtime.launch(order_from(call, config, received))
     return call, created
 
 
