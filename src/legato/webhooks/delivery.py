@@ -32,6 +32,7 @@ import legato
 from legato.store.db import Database
 from legato.store.types import utcnow
 from legato.webhooks import outbox
+from legato.webhooks.claim import Claim
 from legato.webhooks.models import (
     CALLBACK,
     DELIVERED,
@@ -54,25 +55,6 @@ USER_AGENT = f"Legato-Webhooks/{legato.__version__}"
 FAILED_MEMORY = 300.0
 #: Bytes of a receiver's response kept in the attempt log.
 EXCERPT_BYTES = 512
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A delivery reserved by this worker, with what sending it needs."""
-
-    delivery_id: int
-    call_id: str
-    endpoint_id: str
-    kind: str
-    url: str
-    event_id: str
-    body: bytes
-    keys: tuple[bytes, ...]
-    attempts: int
-    #: time.monotonic() just before the lease was taken: the lease runs from there.
-    leased_at: float
-    #: Leased by the writer's transaction and handed over (not claimed by a query).
-    handed_over: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +184,7 @@ class DeliveryWorker:
     def is_sending(self, pair: tuple[str, str]) -> bool:
         return pair in self._runs
 
-    def hand_over(self, items: list[outbox.Handover]) -> None:
+    def hand_over(self, items: list[Claim]) -> None:
         """Deliveries the writer leased to this worker; called from its thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -210,25 +192,12 @@ class DeliveryWorker:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._take_over, items)
 
-    def _take_over(self, items: list[outbox.Handover]) -> None:
+    def _take_over(self, items: list[Claim]) -> None:
         if self._stopping:
             return  # leases expire; the next start claims them
         claims: dict[tuple[str, str], list[Claim]] = {}
-        for h in items:
-            claim = Claim(
-                delivery_id=h.delivery_id,
-                call_id=h.call_id,
-                endpoint_id=h.endpoint_id,
-                kind=h.kind,
-                url=h.url,
-                event_id=h.event_id,
-                body=h.body.encode("utf-8"),
-                keys=h.keys,
-                attempts=0,
-                leased_at=h.leased_at,
-                handed_over=True,
-            )
-            claims.setdefault((h.endpoint_id, h.call_id), []).append(claim)
+        for claim in items:
+            claims.setdefault((claim.endpoint_id, claim.call_id), []).append(claim)
         now = time.monotonic()
         for pair, run in claims.items():
             failed = self._failed.get(pair)

@@ -24,6 +24,7 @@ from legato.store.calls import COMPLETED, call_document
 from legato.store.ids import new_id
 from legato.store.models import Call
 from legato.store.types import utcnow
+from legato.webhooks.claim import Claim
 from legato.webhooks.events import Progress, envelope, pending_events, subscribed
 from legato.webhooks.models import (
     CALLBACK,
@@ -78,22 +79,6 @@ def _wake_all(_session: Session) -> None:
 
 
 # ------------------------------------------------------------------ hand-over
-@dataclass(frozen=True, slots=True)
-class Handover:
-    """A delivery leased to this process's worker by the transaction that created it."""
-
-    delivery_id: int
-    call_id: str
-    endpoint_id: str
-    kind: str
-    url: str
-    event_id: str
-    body: str
-    keys: tuple[bytes, ...]
-    #: time.monotonic() when the lease was taken.
-    leased_at: float
-
-
 class LocalWorker(Protocol):
     """The delivery worker of this process, as the outbox sees it."""
 
@@ -106,7 +91,7 @@ class LocalWorker(Protocol):
     def is_sending(self, pair: tuple[str, str]) -> bool:
         """Whether a run of this (endpoint, call) is in progress (any thread may ask)."""
 
-    def hand_over(self, items: list[Handover]) -> None:
+    def hand_over(self, items: list[Claim]) -> None:
         """Send these now (called from the writer's thread after the commit)."""
 
 
@@ -304,16 +289,18 @@ def _insert_deliveries(
     bodies = {e["id"]: e["body"] for e in events}
     leased_at = time.monotonic()
     items = [
-        Handover(
+        Claim(
             delivery_id=ids[i],
             call_id=deliveries[i]["call_id"],
             endpoint_id=routes[i].endpoint_id,
             kind=routes[i].kind,
             url=routes[i].url,
             event_id=deliveries[i]["event_id"],
-            body=bodies[deliveries[i]["event_id"]],
+            body=bodies[deliveries[i]["event_id"]].encode("utf-8"),
             keys=routes[i].keys,
+            attempts=0,
             leased_at=leased_at,
+            handed_over=True,
         )
         for i in chosen
     ]
@@ -576,7 +563,6 @@ def reconcile(database: Any, batch: int = 200) -> int:
 
 
 __all__ = [
-    "Handover",
     "add_waker",
     "on_call_writes",
     "prepare_call_writes",
