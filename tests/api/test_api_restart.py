@@ -178,8 +178,17 @@ def test_database_outage_loses_no_call_state(db_url: str, make_server: Any) -> N
         )
         time.sleep(2.0)  # the call (≈13 virtual s at 20×) ends while the store is down
         assert server.runtime.metrics.completed >= 1
+        # a new call cannot be stored: the client is told so at once, nothing is placed
+        refused = api.call()
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["type"].endswith("store-unavailable")
+        assert refused.headers["retry-after"] == "5"
         conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
     admin.dispose()
     doc = api.wait(call_id, timeout=30)
     assert doc["status"] == "ANSWER" and doc["end_reason"] is None
     assert [leg["outcome"] for leg in doc["legs"]] == ["ANSWERED", "ANSWERED"]
+    assert server.runtime.metrics.completed == 1  # the refused call never ran
+    after = api.call()  # and the service takes calls again
+    assert after.status_code == 201, after.text
+    assert api.wait(after.json()["id"], timeout=30)["status"] == "ANSWER"

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from legato.api.problems import ApiProblem
+from legato.api.problems import ApiProblem, store_unavailable
 from legato.service.runtime import CallRuntime
 from legato.store.accounts import account_id_for_key, known_account_id
 from legato.store.db import Database
@@ -81,7 +81,10 @@ async def get_account_id(
         raise _unauthorized("send the API key as `Authorization: Bearer lgk_...`")
     account_id = known_account_id(credentials.credentials)
     if account_id is None:
-        account_id = await asyncio.to_thread(_look_up, database, credentials.credentials)
+        try:
+            account_id = await asyncio.to_thread(_look_up, database, credentials.credentials)
+        except Exception as exc:  # the key cannot be checked: not the client's fault
+            raise store_unavailable(exc) from None
     if account_id is None:
         raise _unauthorized("the API key is unknown or has been revoked")
     return account_id

@@ -67,6 +67,19 @@ class ApiProblem(Exception):
         self.headers = headers
 
 
+def store_unavailable(exc: Exception, what: str = "the request was not carried out") -> ApiProblem:
+    """A 503 for a request the store could not serve (its database unreachable, say):
+    the client may retry; nothing was changed."""
+    log.warning("store unavailable: %s: %s", type(exc).__name__, exc)
+    return ApiProblem(
+        503,
+        "Store unavailable",
+        f"{what} ({type(exc).__name__}: the store is unavailable); retry later",
+        kind="store-unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 def field_problem(field: str, rule: str, message: str, location: str = "body") -> ApiProblem:
     """A 422 for one field, named the same way as the automatic validation errors."""
     return ApiProblem(
@@ -233,6 +246,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found in this account",
         409: "Conflict",
         422: "Invalid request: each field and the rule it broke",
+        503: "The store is unavailable: nothing was changed; retry after `Retry-After`",
     }
     return {
         s: {

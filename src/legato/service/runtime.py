@@ -67,6 +67,10 @@ class _Write:
     #: A live write not yet taken: its record and journal are read from the running call
     #: when the writer picks it up (see `CallRuntime._take`).
     source: JournaledCall | None = None
+    #: A new call's row only (`CallRuntime.store_call`): resolved with the stored Call
+    #: once committed, or with the store's error.
+    stored: asyncio.Future[Any] | None = None
+    inserted: Any = None
 
 
 #: Called by the writer inside the transaction that persists call writes (webhook outbox),
@@ -317,6 +321,28 @@ class CallRuntime:
         self._idle.clear()
         return jcall, lambda record: self._done(order, record)
 
+    async def store_call(self, account_id: str, new: store.NewCall) -> Any:
+        """Insert a new call's row in the writer's next transaction and return the stored
+        Call once it is committed (group commit: on SQLite the API's creates then share
+        the writer's hold of the store's one write lock instead of each taking it).
+        From any loop; raises what the store raised."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the runtime is not started")
+        if asyncio.get_running_loop() is loop:
+            return await self._store_call(account_id, new)
+        future = asyncio.run_coroutine_threadsafe(self._store_call(account_id, new), loop)
+        return await asyncio.wrap_future(future)
+
+    async def _store_call(self, account_id: str, new: store.NewCall) -> Any:
+        assert self._loop is not None
+        stored: asyncio.Future[Any] = self._loop.create_future()
+        write = _Write(new_id("call"), {}, [], None, new=(account_id, new, utcnow()))
+        write.stored = stored
+        self._writes.put_nowait(write)
+        self._idle.clear()
+        return await stored
+
     def placed(self, call: JournaledCall, handle: Any) -> None:
         self._handles[call.spec.id] = handle
 
@@ -405,8 +431,19 @@ class CallRuntime:
             if pending:
                 try:
                     await asyncio.to_thread(self._write, pending)
+                    for w in pending:
+                        if w.stored is not None and not w.stored.done():
+                            w.stored.set_result(w.inserted)
                     pending, delay = [], WRITE_RETRY_FIRST
-                except Exception:
+                except Exception as exc:
+                    # A new call's request is waiting: it gets the error now and its row
+                    # is not retried (the client was told it failed).
+                    for w in pending:
+                        if w.stored is not None and not w.stored.done():
+                            w.stored.set_exception(exc)
+                    pending = [w for w in pending if w.stored is None]
+                    if not pending and self._writes.empty():
+                        self._idle.set()
                     log.exception(
                         "persisting %d call update(s) failed; retrying in %.1f s",
                         len(pending),
@@ -443,8 +480,8 @@ class CallRuntime:
         order: list[_Write] = []
         ended = {w.call_id for w in writes if w.final}
         for w in writes:  # only the newest live state of a call is worth writing
-            if not w.final and w.call_id not in ended:  # the final record supersedes it
-                latest[w.call_id] = w
+            if not w.final and w.stored is None and w.call_id not in ended:
+                latest[w.call_id] = w  # (the final record supersedes it)
         for w in writes:
             if w.final or latest.get(w.call_id) is w:
                 order.append(w)
@@ -454,9 +491,13 @@ class CallRuntime:
                 # Live states are rebuilt from the journal after a crash, so they need not
                 # wait for the WAL flush; finals (and the API's call inserts) stay synchronous.
                 session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            news = [(w.call_id, w.new) for w in writes if w.new is not None]
-            for call_id, (account_id, new, started) in news:
-                store.create_call(session, account_id, new, started, call_id=call_id)
+            news = [w for w in writes if w.new is not None]
+            for w in news:
+                assert w.new is not None
+                account_id, new, started = w.new
+                w.inserted, _ = store.create_call(
+                    session, account_id, new, started, call_id=w.call_id
+                )
             if news:
                 session.flush()  # the rows the updates below and the webhook hook read
             finals, lives = [], []

@@ -88,6 +88,14 @@ def calling_number(session: Session, account_id: str, number: str) -> CallingNum
     return found
 
 
+def remembered_number(account_id: str, number: str) -> CallingNumber | None:
+    """What `calling_number` would answer without asking the store, if it can."""
+    known = _calling_numbers.get((account_id, number))
+    if known is not None and known[1] > time.monotonic():
+        return known[0]
+    return None
+
+
 def forget_calling_numbers(*_: Any) -> None:
     """Drop what `calling_number` remembers: the next call asks the store."""
     global _generation

@@ -13,7 +13,13 @@ from starlette.concurrency import run_in_threadpool
 
 from legato.api.arrival import received_at
 from legato.api.deps import AccountId, DatabaseDep, RuntimeDep, SessionDep
-from legato.api.problems import ApiProblem, field_problem, not_found, problem_responses
+from legato.api.problems import (
+    ApiProblem,
+    field_problem,
+    not_found,
+    problem_responses,
+    store_unavailable,
+)
 from legato.api.routers.reports import aware
 from legato.api.schemas.calls import (
     CallCreate,
@@ -33,6 +39,9 @@ from legato.store.accounts import NotFound
 from legato.store.db import Database
 from legato.store.export import csv_rows
 from legato.store.models import Call
+from legato.store.numbers import CallingNumber
+
+NOT_PLACED = "the call was not stored and not placed"
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -53,7 +62,7 @@ IdempotencyKey = Annotated[
     response_model=CallPublic,
     responses={
         200: {"model": CallPublic, "description": "Idempotent replay"},
-        **problem_responses(400, 401, 409, 422),
+        **problem_responses(400, 401, 409, 422, 503),
     },
 )
 async def create_call(
@@ -66,16 +75,73 @@ async def create_call(
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Place a click-to-call or outbound call from one of the account's numbers."""
-    # `async`, with the store work in a worker thread: FastAPI would validate a sync
-    # route's answer in a second thread hop; here it runs on the loop.
-    call, created = await run_in_threadpool(
-        _place_call, database, account, runtime, body, received_at(request.state), idempotency_key
-    )
+    received = received_at(request.state)
+    if idempotency_key is None:
+        call, created = await _place_new_call(database, account, runtime, body, received), True
+    else:
+        # `async`, with the store work in a worker thread: FastAPI would validate a sync
+        # route's answer in a second thread hop; here it runs on the loop.
+        call, created = await run_in_threadpool(
+            _place_call, database, account, runtime, body, received, idempotency_key
+        )
     response.headers["Location"] = f"/v1/calls/{call.id}"
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     return store.call_document(call)
+
+
+async def _place_new_call(
+    database: Database, account: str, runtime: CallRuntime, body: CallCreate, received: float
+) -> Call:
+    """A call without an idempotency key: its row goes into the runtime writer's next
+    transaction (group commit), and it is launched once that has committed."""
+    number = numbers_store.remembered_number(account, body.number)
+    if number is None:
+        number = await run_in_threadpool(_look_up_number, database, account, body.number)
+    doc = request_document(body)
+    new = _new_call(body, doc, None)
+    config = effective_config(number.config, doc, number.account_settings)
+    try:
+        call = await runtime.store_call(account, new)
+    except Exception as exc:  # nothing stored, nothing placed
+        raise store_unavailable(exc, NOT_PLACED) from None
+    runtime.launch(order_from(call, config, received))
+    return call  # type: ignore[no-any-return]
+
+
+def _look_up_number(database: Database, account: str, number: str) -> CallingNumber:
+    try:
+        with database.sessions() as session:
+            return _calling_number(session, account, number)
+    except ApiProblem:
+        raise
+    except Exception as exc:
+        raise store_unavailable(exc, NOT_PLACED) from None
+
+
+def _calling_number(session: Session, account: str, number: str) -> CallingNumber:
+    try:
+        return numbers_store.calling_number(session, account, number)
+    except NotFound:
+        raise field_problem(
+            "number",
+            "account_number",
+            f"{number} is not a number of this account; add it with POST /v1/numbers",
+        ) from None
+
+
+def _new_call(body: CallCreate, doc: dict[str, Any], idempotency_key: str | None) -> store.NewCall:
+    return store.NewCall(
+        service=body.service,
+        number=body.number,
+        from_numbers=tuple(body.from_ or ()),
+        to_numbers=tuple(body.to),
+        request=doc,
+        custom_data=body.custom_data,
+        callback_url=None if body.callback_url is None else str(body.callback_url),
+        idempotency_key=idempotency_key,
+    )
 
 
 def _place_call(
@@ -101,25 +167,9 @@ def _store_call(
     received: float,
     idempotency_key: str | None,
 ) -> tuple[Call, bool]:
-    try:
-        number = numbers_store.calling_number(session, account, body.number)
-    except NotFound:
-        raise field_problem(
-            "number",
-            "account_number",
-            f"{body.number} is not a number of this account; add it with POST /v1/numbers",
-        ) from None
+    number = _calling_number(session, account, body.number)
     doc = request_document(body)
-    new = store.NewCall(
-        service=body.service,
-        number=body.number,
-        from_numbers=tuple(body.from_ or ()),
-        to_numbers=tuple(body.to),
-        request=doc,
-        custom_data=body.custom_data,
-        callback_url=None if body.callback_url is None else str(body.callback_url),
-        idempotency_key=idempotency_key,
-    )
+    new = _new_call(body, doc, idempotency_key)
     # Built before the INSERT when the call is sure to be new: the store's write lock is
     # then held only from the INSERT to the commit. (A replay builds none.)
     config = None
