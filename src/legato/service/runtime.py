@@ -491,13 +491,15 @@ class CallRuntime:
                 # Live states are rebuilt from the journal after a crash, so they need not
                 # wait for the WAL flush; finals (and the API's call inserts) stay synchronous.
                 session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            news = [w for w in writes if w.new is not None]
+            # Calls that started by themselves (incoming) first: their live write and the
+            # hook read the row. The API's new calls (group commit) are written below.
+            news = [w for w in writes if w.new is not None and w.stored is None]
             for w in news:
                 assert w.new is not None
                 account_id, new, started = w.new
-                w.inserted, _ = store.create_call(
-                    session, account_id, new, started, call_id=w.call_id
-                )
+                store.create_call(session, account_id, new, started, call_id=w.call_id)
+            fresh = [w for w in writes if w.stored is not None and w.new is not None]
+            created = store.build_calls([(*w.new, w.call_id) for w in fresh if w.new])
             if news:
                 session.flush()  # the rows the updates below and the webhook hook read
             finals, lives = [], []
@@ -514,6 +516,8 @@ class CallRuntime:
             # and only if the call state behind it committed.
             hook = self.on_writes(session, order) if self.on_writes is not None else None
             ending = store.prepare_finals(session, finals)
+            for w, call in zip(fresh, store.insert_calls(session, created), strict=True):
+                w.inserted = call
             store.save_lives(session, lives)  # one statement for all (executemany)
             store.apply_finals(session, ending)  # likewise; legs and events in bulk
             if callable(hook):

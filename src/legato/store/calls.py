@@ -76,26 +76,7 @@ def create_call(
         earlier = _by_idempotency_key(session, account_id, new.idempotency_key)
         if earlier is not None:
             return _replay(earlier, new.idempotency_key, digest), False
-    row = _new_row(
-        id=call_id or new_id("call"),
-        account_id=account_id,
-        service=new.service,
-        state=QUEUED,
-        number=new.number,
-        from_numbers=list(new.from_numbers),
-        to_numbers=list(new.to_numbers),
-        from_index=party_index(new.from_numbers),
-        to_index=party_index(new.to_numbers),
-        started_at=now or utcnow(),
-        custom_data=new.custom_data,
-        callback_url=new.callback_url,
-        idempotency_key=new.idempotency_key,
-        request_hash=digest,
-        request=new.request,
-        record={},
-    )
-    call = Call(**row)  # built before the INSERT: SQLite's write lock is taken there
-    make_transient_to_detached(call)  # as if loaded: clean, reading it never queries
+    call, row = _new_call(account_id, new, now or utcnow(), call_id or new_id("call"), digest)
     # A Core INSERT, not an ORM flush (the unit of work costs more than the statement).
     if new.idempotency_key is None:
         session.execute(_INSERT_CALL, row)
@@ -110,6 +91,58 @@ def create_call(
             return _replay(earlier, new.idempotency_key, digest), False
     session.add(call)
     return call, True
+
+
+def build_calls(items: Sequence[tuple[str, NewCall, datetime, str]]) -> NewRows:
+    """New calls without an idempotency key (account, call, start, id), built but not
+    written: `insert_calls` writes them in one statement. A writer builds them before
+    its first write (SQLite's write lock is taken there)."""
+    built = [
+        _new_call(a, new, started, call_id, body_hash(new.request))
+        for a, new, started, call_id in items
+    ]
+    return NewRows([c for c, _ in built], [r for _, r in built])
+
+
+def insert_calls(session: Session, new: NewRows) -> list[Call]:
+    """Write what `build_calls` built (one executemany); the Calls join the session."""
+    if new.rows:
+        session.execute(_INSERT_CALL, new.rows)
+        session.add_all(new.calls)
+    return new.calls
+
+
+@dataclass(slots=True)
+class NewRows:
+    calls: list[Call]
+    rows: list[dict[str, Any]]
+
+
+def _new_call(
+    account_id: str, new: NewCall, started: datetime, call_id: str, digest: str
+) -> tuple[Call, dict[str, Any]]:
+    """A new call's whole row and its Call, clean as if loaded (reading it never queries)."""
+    row = _new_row(
+        id=call_id,
+        account_id=account_id,
+        service=new.service,
+        state=QUEUED,
+        number=new.number,
+        from_numbers=list(new.from_numbers),
+        to_numbers=list(new.to_numbers),
+        from_index=party_index(new.from_numbers),
+        to_index=party_index(new.to_numbers),
+        started_at=started,
+        custom_data=new.custom_data,
+        callback_url=new.callback_url,
+        idempotency_key=new.idempotency_key,
+        request_hash=digest,
+        request=new.request,
+        record={},
+    )
+    call = Call(**row)
+    make_transient_to_detached(call)
+    return call, row
 
 
 _CALLS = cast(Table, Call.__table__)
