@@ -499,7 +499,12 @@ class CallRuntime:
                 account_id, new, started = w.new
                 store.create_call(session, account_id, new, started, call_id=w.call_id)
             fresh = [w for w in writes if w.stored is not None and w.new is not None]
-            created = store.build_calls([(*w.new, w.call_id) for w in fresh if w.new])
+            # Started now, not at the request: the call is placed once this commits, and
+            # its record's times count from here.
+            now = utcnow()
+            created = store.build_calls(
+                [(w.new[0], w.new[1], now, w.call_id) for w in fresh if w.new]
+            )
             if news:
                 session.flush()  # the rows the updates below and the webhook hook read
             finals, lives = [], []
