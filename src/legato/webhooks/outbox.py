@@ -150,11 +150,22 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
     with session.no_autoflush:
         calls = {row.id: row for row in session.execute(select(*_LIGHT).where(Call.id.in_(ids)))}
         endpoints = _endpoints(session, {row.account_id for row in calls.values()})
-        targeted = [
+        # A live write matters only to targets of some type other than call.completed
+        # (a callback URL receives every type); the others wait for the call's end.
+        live = {
             i
-            for i in ids
-            if i in calls and (endpoints.get(calls[i].account_id) or calls[i].callback_url)
-        ]
+            for i, row in calls.items()
+            if row.callback_url
+            or any(_wants_live(e.events) for e in endpoints.get(row.account_id, []))
+        }
+        needed = {
+            w.call_id
+            for w in writes
+            if w.call_id in calls
+            and (endpoints.get(calls[w.call_id].account_id) or calls[w.call_id].callback_url)
+            and (w.final or w.call_id in live)
+        }
+        targeted = [i for i in ids if i in needed]
         if not targeted:
             return _nothing
         cursors = _cursors(session, targeted)
@@ -169,7 +180,7 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
     routes: list[_Target] = []
     for w in writes:
         meta = calls.get(w.call_id)
-        if meta is None or w.call_id not in progress:
+        if meta is None or w.call_id not in progress or not (w.final or w.call_id in live):
             continue
         targets = [
             _target(e, e.url or "", e.events, now) for e in endpoints.get(meta.account_id, [])
@@ -209,6 +220,11 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
         return len(deliveries)
 
     return apply
+
+
+def _wants_live(events: list[str] | None) -> bool:
+    """Whether an endpoint subscribed to `events` receives any event of a running call."""
+    return not events or any(e != "call.completed" for e in events)
 
 
 def _nothing() -> int:
