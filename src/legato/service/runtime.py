@@ -15,10 +15,10 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -41,6 +41,7 @@ from legato.store.ids import new_id
 from legato.store.types import utcnow
 
 log = logging.getLogger("legato.service")
+_T = TypeVar("_T")
 
 #: Why the platform ended a call it did not finish itself.
 INTERRUPTED = "interrupted: the server stopped while the call was in progress; ended on restart"
@@ -266,13 +267,16 @@ class CallRuntime:
     async def act(self, call_id: str, step: Callable[[JournaledCall, float], None]) -> bool:
         """Give a running call one journaled input from outside its flow, on the runtime's
         loop, and wait until what it changed is stored. From any loop or thread's loop."""
+        return await self._on_own_loop(lambda: self._act(call_id, step))
+
+    async def _on_own_loop(self, make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        """Run a coroutine on the runtime's loop and wait for it, from any loop."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("the runtime is not started")
         if asyncio.get_running_loop() is loop:
-            return await self._act(call_id, step)
-        future = asyncio.run_coroutine_threadsafe(self._act(call_id, step), loop)
-        return await asyncio.wrap_future(future)
+            return await make()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(make(), loop))
 
     async def _act(self, call_id: str, step: Callable[[JournaledCall, float], None]) -> bool:
         handle = self._handles.get(call_id)
@@ -326,13 +330,7 @@ class CallRuntime:
         Call once it is committed (group commit: on SQLite the API's creates then share
         the writer's hold of the store's one write lock instead of each taking it).
         From any loop; raises what the store raised."""
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("the runtime is not started")
-        if asyncio.get_running_loop() is loop:
-            return await self._store_call(account_id, new)
-        future = asyncio.run_coroutine_threadsafe(self._store_call(account_id, new), loop)
-        return await asyncio.wrap_future(future)
+        return await self._on_own_loop(lambda: self._store_call(account_id, new))
 
     async def _store_call(self, account_id: str, new: store.NewCall) -> Any:
         assert self._loop is not None
