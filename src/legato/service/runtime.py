@@ -68,8 +68,10 @@ class _Write:
     #: A live write not yet taken: its record and journal are read from the running call
     #: when the writer picks it up (see `CallRuntime._take`).
     source: JournaledCall | None = None
-    #: A new call's row only (`CallRuntime.store_call`): resolved with the stored Call
-    #: once committed, or with the store's error.
+    #: A new call's row only (`CallRuntime.store_call`: account, call), started when the
+    #: writer builds it; `stored` is resolved with the stored Call once committed, or
+    #: with the store's error.
+    create: tuple[str, store.NewCall] | None = None
     stored: asyncio.Future[Any] | None = None
     inserted: Any = None
 
@@ -335,8 +337,7 @@ class CallRuntime:
     async def _store_call(self, account_id: str, new: store.NewCall) -> Any:
         assert self._loop is not None
         stored: asyncio.Future[Any] = self._loop.create_future()
-        write = _Write(new_id("call"), {}, [], None, new=(account_id, new, utcnow()))
-        write.stored = stored
+        write = _Write(new_id("call"), {}, [], None, create=(account_id, new), stored=stored)
         self._writes.put_nowait(write)
         self._idle.clear()
         return await stored
@@ -478,7 +479,7 @@ class CallRuntime:
         order: list[_Write] = []
         ended = {w.call_id for w in writes if w.final}
         for w in writes:  # only the newest live state of a call is worth writing
-            if not w.final and w.stored is None and w.call_id not in ended:
+            if not w.final and w.create is None and w.call_id not in ended:
                 latest[w.call_id] = w  # (the final record supersedes it)
         for w in writes:
             if w.final or latest.get(w.call_id) is w:
@@ -491,18 +492,14 @@ class CallRuntime:
                 session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             # Calls that started by themselves (incoming) first: their live write and the
             # hook read the row. The API's new calls (group commit) are written below.
-            news = [w for w in writes if w.new is not None and w.stored is None]
-            for w in news:
-                assert w.new is not None
-                account_id, new, started = w.new
-                store.create_call(session, account_id, new, started, call_id=w.call_id)
-            fresh = [w for w in writes if w.stored is not None and w.new is not None]
+            news = [(w.call_id, w.new) for w in writes if w.new is not None]
+            for call_id, (account_id, new, started) in news:
+                store.create_call(session, account_id, new, started, call_id=call_id)
             # Started now, not at the request: the call is placed once this commits, and
             # its record's times count from here.
             now = utcnow()
-            created = store.build_calls(
-                [(w.new[0], w.new[1], now, w.call_id) for w in fresh if w.new]
-            )
+            fresh = [(w, w.create) for w in writes if w.create is not None]
+            created = store.build_calls([(a, new, now, w.call_id) for w, (a, new) in fresh])
             if news:
                 session.flush()  # the rows the updates below and the webhook hook read
             finals, lives = [], []
@@ -519,7 +516,7 @@ class CallRuntime:
             # and only if the call state behind it committed.
             hook = self.on_writes(session, order) if self.on_writes is not None else None
             ending = store.prepare_finals(session, finals)
-            for w, call in zip(fresh, store.insert_calls(session, created), strict=True):
+            for (w, _), call in zip(fresh, store.insert_calls(session, created), strict=True):
                 w.inserted = call
             store.save_lives(session, lives)  # one statement for all (executemany)
             store.apply_finals(session, ending)  # likewise; legs and events in bulk
