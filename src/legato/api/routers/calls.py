@@ -82,7 +82,7 @@ async def create_call(
         # `async`, with the store work in a worker thread: FastAPI would validate a sync
         # route's answer in a second thread hop; here it runs on the loop.
         call, created = await run_in_threadpool(
-            _place_call, database, account, runtime, body, received, idempotency_key
+            _place_keyed_call, database, account, runtime, body, received, idempotency_key
         )
     response.headers["Location"] = f"/v1/calls/{call.id}"
     if not created:
@@ -144,52 +144,37 @@ def _new_call(body: CallCreate, doc: dict[str, Any], idempotency_key: str | None
     )
 
 
-def _place_call(
+def _place_keyed_call(
     database: Database,
     account: str,
     runtime: CallRuntime,
     body: CallCreate,
     received: float,
-    idempotency_key: str | None,
+    idempotency_key: str,
 ) -> tuple[Call, bool]:
     """Store the new call, commit and launch it: (call, True); or (the earlier call,
-    False) for a replayed idempotency key. The session is this thread's own, closed here
-    (no `get_session` set-up and teardown per request; a rollback never on the loop)."""
+    False) for a replayed idempotency key. Its own transaction: the key's uniqueness
+    decides replays. The session is this thread's own, closed here (no `get_session`
+    set-up and teardown per request; a rollback never on the loop)."""
     with database.sessions() as session:
-        return _store_call(session, account, runtime, body, received, idempotency_key)
-
-
-def _store_call(
-    session: Session,
-    account: str,
-    runtime: CallRuntime,
-    body: CallCreate,
-    received: float,
-    idempotency_key: str | None,
-) -> tuple[Call, bool]:
-    number = _calling_number(session, account, body.number)
-    doc = request_document(body)
-    new = _new_call(body, doc, idempotency_key)
-    # Built before the INSERT when the call is sure to be new: the store's write lock is
-    # then held only from the INSERT to the commit. (A replay builds none.)
-    config = None
-    if idempotency_key is None:
-        config = effective_config(number.config, doc, number.account_settings)
-    try:
-        call, created = store.create_call(session, account, new)
-    except store.IdempotencyConflict as exc:
-        raise ApiProblem(
-            409,
-            "Idempotency key reused",
-            f"Idempotency-Key {exc.key!r} was used for call {exc.call_id} with another "
-            "request body; use a new key for a new call",
-            kind="idempotency-conflict",
-        ) from None
-    if created and config is None:  # a new idempotency key
-        config = effective_config(number.config, doc, number.account_settings)
-    session.commit()  # at once: SQLite's write lock is held from the INSERT to here
-    if created:
-        assert config is not None
+        number = _calling_number(session, account, body.number)
+        doc = request_document(body)
+        try:
+            call, created = store.create_call(
+                session, account, _new_call(body, doc, idempotency_key)
+            )
+        except store.IdempotencyConflict as exc:
+            raise ApiProblem(
+                409,
+                "Idempotency key reused",
+                f"Idempotency-Key {exc.key!r} was used for call {exc.call_id} with another "
+                "request body; use a new key for a new call",
+                kind="idempotency-conflict",
+            ) from None
+        # Built before the commit (a replay builds none): a config that fails stores nothing.
+        config = effective_config(number.config, doc, number.account_settings) if created else None
+        session.commit()
+    if config is not None:
         runtime.launch(order_from(call, config, received))
     return call, created
 
