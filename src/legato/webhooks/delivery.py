@@ -107,7 +107,6 @@ class DeliveryWorker:
         self.sent = 0
         #: Deliveries taken by the claim query (the rest came by hand-over).
         self.claimed = 0
-        self._db_key = database.engine.url.render_as_string(hide_password=False)
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -130,7 +129,7 @@ class DeliveryWorker:
             trust_env=_proxy_configured(),
         )
         outbox.add_waker(self.wake)
-        outbox.set_local_worker(self._db_key, self)
+        outbox.set_local_worker(self.database.engine, self)
         try:
             done = await asyncio.to_thread(outbox.reconcile, self.database)
         except Exception:
@@ -146,7 +145,7 @@ class DeliveryWorker:
     async def stop(self, grace: float = 2.0) -> None:
         """Stop claiming, let attempts in flight finish briefly, record them, close."""
         outbox.remove_waker(self.wake)
-        outbox.set_local_worker(self._db_key, None)
+        outbox.set_local_worker(self.database.engine, None)
         self._stopping = True
         self._wake.set()
         if self._tasks:

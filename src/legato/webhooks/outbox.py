@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, event, insert, or_, select, update
+from sqlalchemy import Engine, Table, bindparam, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from legato.store.calls import COMPLETED, call_document
@@ -98,21 +98,26 @@ class LocalWorker(Protocol):
 _local: dict[str, LocalWorker] = {}
 
 
-def set_local_worker(database_url: str, worker: LocalWorker | None) -> None:
+def set_local_worker(engine: Engine, worker: LocalWorker | None) -> None:
     """Let the writer lease new deliveries to `worker` in their own transaction and hand
     them over after the commit: no claim query, no poll between a call's end and its
     event's first attempt. Keyed by database, for processes that hold several."""
     with _wakers_lock:
         if worker is None:
-            _local.pop(database_url, None)
+            _local.pop(_database_key(engine), None)
         else:
-            _local[database_url] = worker
+            _local[_database_key(engine)] = worker
 
 
 def _local_worker(session: Session) -> LocalWorker | None:
     if not _local:
         return None
-    return _local.get(session.get_bind().engine.url.render_as_string(hide_password=False))
+    return _local.get(_database_key(session.get_bind().engine))
+
+
+def _database_key(engine: Engine) -> str:
+    """The database an engine reaches (two engines on one URL reach the same one)."""
+    return engine.url.render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,21 +155,19 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
     with session.no_autoflush:
         calls = {row.id: row for row in session.execute(select(*_LIGHT).where(Call.id.in_(ids)))}
         endpoints = _endpoints(session, {row.account_id for row in calls.values()})
-        # A live write matters only to targets of some type other than call.completed
-        # (a callback URL receives every type); the others wait for the call's end.
+        # A call's final write matters to any target; a live write only to targets of
+        # some type other than call.completed (a callback URL receives every type).
+        targeted_calls = {
+            i for i, row in calls.items() if endpoints.get(row.account_id) or row.callback_url
+        }
         live = {
             i
-            for i, row in calls.items()
-            if row.callback_url
-            or any(_wants_live(e.events) for e in endpoints.get(row.account_id, []))
+            for i in targeted_calls
+            if calls[i].callback_url
+            or any(_wants_live(e.events) for e in endpoints.get(calls[i].account_id, []))
         }
-        needed = {
-            w.call_id
-            for w in writes
-            if w.call_id in calls
-            and (endpoints.get(calls[w.call_id].account_id) or calls[w.call_id].callback_url)
-            and (w.final or w.call_id in live)
-        }
+        useful = [w for w in writes if w.call_id in (targeted_calls if w.final else live)]
+        needed = {w.call_id for w in useful}
         targeted = [i for i in ids if i in needed]
         if not targeted:
             return _nothing
@@ -178,10 +181,8 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
     events: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
     routes: list[_Target] = []
-    for w in writes:
-        meta = calls.get(w.call_id)
-        if meta is None or w.call_id not in progress or not (w.final or w.call_id in live):
-            continue
+    for w in useful:
+        meta = calls[w.call_id]
         targets = [
             _target(e, e.url or "", e.events, now) for e in endpoints.get(meta.account_id, [])
         ]
@@ -189,16 +190,7 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
             targets.append(_target(callback[meta.account_id], meta.callback_url, [], now))
         call = _completed(meta, w) if w.final else meta
         _emit(
-            progress[w.call_id],
-            meta,
-            w.record,
-            w.final,
-            call,
-            targets,
-            now,
-            events,
-            deliveries,
-            routes,
+            progress[w.call_id], call, w.record, w.final, targets, now, events, deliveries, routes
         )
     # A cursor is saved when its call stored an event or ended. Events nobody receives
     # are only counted: recounted from the record on the call's next write, they get the
@@ -457,10 +449,9 @@ def _save_cursors(
 
 def _emit(
     progress: Progress,
-    meta: Any,
+    call: Any,
     record: dict[str, Any],
     final: bool,
-    call: Any,
     targets: list[_Target],
     now: datetime,
     events: list[dict[str, Any]],
@@ -469,12 +460,12 @@ def _emit(
 ) -> None:
     """Append the call's new events and their deliveries; advance its progress."""
     base = progress.next_sequence
-    completed = call_document(call, record) if final and call is not None else None
+    completed = call_document(call, record) if final else None
     new = pending_events(
         progress,
         record,
         final=final,
-        initiated=_initiated(meta.id, record, call),
+        initiated=_initiated(call),
         completed=completed,
         now=now,
     )
@@ -486,8 +477,8 @@ def _emit(
         events.append(
             {
                 "id": event_id,
-                "account_id": meta.account_id,
-                "call_id": meta.id,
+                "account_id": call.account_id,
+                "call_id": call.id,
                 "sequence": seq,
                 "type": ev.type,
                 "body": envelope(ev, seq),
@@ -498,11 +489,11 @@ def _emit(
             routes.append(target)
             deliveries.append(
                 {
-                    "account_id": meta.account_id,
+                    "account_id": call.account_id,
                     "endpoint_id": target.endpoint_id,
                     "event_id": event_id,
                     "url": target.url,
-                    "call_id": meta.id,
+                    "call_id": call.id,
                     "sequence": seq,
                     "event_type": ev.type,
                     "state": PENDING,
@@ -514,25 +505,17 @@ def _emit(
             )
 
 
-def _initiated(call_id: str, record: dict[str, Any], call: Any) -> dict[str, Any]:
+def _initiated(call: Any) -> dict[str, Any]:
     """`call.initiated` data: who is called, from which number, with the client's data."""
-    data: dict[str, Any] = {
-        "id": call_id,
-        "service": record.get("service"),
-        "number": record.get("number"),
-        "from": record.get("from"),
-        "to": record.get("to"),
-        "started_at": record.get("started_at"),
+    return {
+        "id": call.id,
+        "service": call.service,
+        "number": call.number,
+        "from": list(call.from_numbers),
+        "to": list(call.to_numbers),
+        "started_at": call.started_at.isoformat(),
+        "custom_data": call.custom_data,
     }
-    if call is not None:
-        data.update(
-            service=call.service,
-            number=call.number,
-            **{"from": list(call.from_numbers), "to": list(call.to_numbers)},
-            started_at=call.started_at.isoformat(),
-            custom_data=call.custom_data,
-        )
-    return data
 
 
 # ------------------------------------------------------------------ reconciliation
