@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Legato's test command (the README's second command, and what CI runs).
-# On a fresh machine it installs what the tests need (Python packages, SIPp), makes sure
-# PostgreSQL and Redis answer on loopback, then runs every check and the test suite.
+# On a fresh machine it installs what the tests need (Python packages, SIPp, baresip,
+# espeak-ng), makes sure PostgreSQL and Redis answer on loopback, then runs every check
+# and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 
-say "Debian packages the tests use (SIPp as a real SIP peer)"
+say "Debian packages the tests use (SIPp and baresip as real SIP peers, espeak-ng prompts)"
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v baresip >/dev/null 2>&1 || missing+=(baresip)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
