@@ -241,3 +241,25 @@ def test_hangup_ends_a_live_call_as_the_platform(make_server: Any) -> None:
     again = api.post(f"/v1/calls/{call_id}/hangup")
     assert again.status_code == 409 and "not in progress" in again.json()["detail"]
     assert api.post("/v1/calls/nope/hangup").status_code == 404
+
+
+def test_the_record_times_count_from_when_the_call_started(server: Any) -> None:
+    """The row is stored first and the call started after that commit: the start the
+    call shows is the latter, so its end minus its start is its duration."""
+    from datetime import datetime
+
+    api = server.account()
+    api.add_number()
+    keyed = api.post(
+        "/v1/calls",
+        headers={"Idempotency-Key": "times-1"},
+        json={"service": "click_to_call", "number": NUMBER, "from": AGENT, "to": CUSTOMER},
+    )
+    for r in (api.call(), keyed):
+        accepted = datetime.fromisoformat(r.json()["started_at"])
+        doc = api.wait(r.json()["id"])
+        started = datetime.fromisoformat(doc["started_at"])
+        ended = datetime.fromisoformat(doc["ended_at"])
+        assert started > accepted  # stored, committed, then started
+        assert abs((ended - started).total_seconds() - doc["duration_seconds"]) < 0.0015
+        assert datetime.fromisoformat(doc["legs"][0]["dialed_at"]) >= started

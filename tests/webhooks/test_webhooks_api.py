@@ -171,6 +171,14 @@ def test_calls_through_the_api_reach_endpoint_and_callback_url(
     assert completed[("/hook", answered)]["status"] == "ANSWER"
     assert completed[("/hook", busy)]["status"] == "BUSY_LEG2"
     assert completed[("/hook/per-call", busy)]["status"] == "BUSY_LEG2"
+    # One start everywhere: the call's, when the runtime started it (after storing it).
+    stored = acme("GET", f"/v1/calls/{answered}").json()["started_at"]
+    initiated = next(
+        r.json["data"]
+        for r in got
+        if r.json["type"] == "call.initiated" and r.json["data"]["id"] == answered
+    )
+    assert initiated["started_at"] == completed[("/hook", answered)]["started_at"] == stored
     # the log and a redelivery, through the API
     deadline = time.monotonic() + 10  # the receiver has it before the log records it
     while True:

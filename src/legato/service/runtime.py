@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -243,6 +243,9 @@ class CallRuntime:
 
     def _place(self, order: CallOrder) -> None:
         now = self.virtual_now()
+        # The call starts now, not when its row was stored (a writer pass and a commit
+        # earlier): its record's times are the instants things happened.
+        order = replace(order, started_at=utcnow())
         jcall = self._journaled(order, now)
         # Placed as a factory: the network then drives the journaling wrapper, not the engine.
         self._handles[order.call_id] = self.network.place(

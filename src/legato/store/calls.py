@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, make_transient_to_detached, selectinload
 
 from legato.store.accounts import NotFound
 from legato.store.ids import new_id
 from legato.store.models import Call, Event, Leg
-from legato.store.types import utcnow
+from legato.store.types import UTCDateTime, utcnow
 
 #: Call lifecycle states (the status is only known in the last one).
 QUEUED, IN_PROGRESS, COMPLETED = "queued", "in_progress", "completed"
@@ -226,6 +226,7 @@ def save_lives(session: Session, lives: Sequence[Live]) -> None:
     for live in lives:
         row = {"b_id": live.call_id, "b_record": live.record, "b_journal": live.journal}
         row["b_snapshot"] = live.snapshot
+        row["b_started_at"] = _started(live.record)
         groups.setdefault((live.journal is not None, live.snapshot is not None), []).append(row)
     for (with_journal, with_snapshot), rows in groups.items():
         values: dict[str, Any] = {
@@ -235,9 +236,21 @@ def save_lives(session: Session, lives: Sequence[Live]) -> None:
         }
         if with_journal:
             values["journal"] = bindparam("b_journal")
-        if with_snapshot:
+        if with_snapshot:  # the call's first write since it started
             values["snapshot"] = bindparam("b_snapshot")
+            values["started_at"] = _STARTED_AT
         session.execute(_update_open(values), rows)
+
+
+#: A call's start as its record gives it (the runtime starts a call after its row was
+#: stored: the record's times count from that start), else the stored one.
+_STARTED_AT = func.coalesce(
+    bindparam("b_started_at", type_=UTCDateTime()), Call.__table__.c.started_at
+)
+
+
+def _started(record: dict[str, Any]) -> datetime | None:
+    return _instant(record.get("started_at"))
 
 
 def _update_open(values: dict[str, Any]) -> Any:
@@ -330,6 +343,7 @@ def prepare_finals(session: Session, finals: Sequence[Final]) -> Ending:
             "b_connected_to": record.get("connected_to"),
             "b_picked_by": record.get("picked_by"),
             "b_end_reason": final.end_reason,
+            "b_started_at": _started(record),
             "b_record": record,
             "b_journal": final.journal,
             "b_snapshot": final.snapshot,
@@ -346,7 +360,7 @@ def apply_finals(session: Session, ending: Ending) -> list[str]:
     """The writing half of `finish_calls`; returns the ids of the calls finished."""
     for (with_journal, with_snapshot), rows in ending.groups.items():
         values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _FINAL_COLUMNS}
-        values.update(state=COMPLETED, updated_at=ending.now)
+        values.update(state=COMPLETED, updated_at=ending.now, started_at=_STARTED_AT)
         if with_journal:
             values["journal"] = bindparam("b_journal")
         if with_snapshot:

@@ -147,7 +147,7 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
     A handful of statements per batch whatever its size: the calls, their endpoints and
     cursors are read in one query each, and the new rows are written in bulk. A final
     write's call is read before its final state is written: its document takes that
-    state from the write (`_completed`).
+    state from the write (`_as_written`).
     """
     if not writes:
         return _nothing
@@ -188,7 +188,7 @@ def prepare_call_writes(session: Session, writes: Sequence[CallWrite]) -> Callab
         ]
         if meta.callback_url:
             targets.append(_target(callback[meta.account_id], meta.callback_url, [], now))
-        call = _completed(meta, w) if w.final else meta
+        call = _as_written(meta, w)
         _emit(
             progress[w.call_id], call, w.record, w.final, targets, now, events, deliveries, routes
         )
@@ -223,16 +223,23 @@ def _nothing() -> int:
     return 0
 
 
-def _completed(row: Any, write: CallWrite) -> Any:
-    """The call as its final write leaves it (the row was read before that write)."""
-    if row.state == COMPLETED:
+def _as_written(row: Any, write: CallWrite) -> Any:
+    """The call as this write leaves it (the row was read before the write): started
+    when its record says (the runtime starts a call after its row is stored, and the
+    write sets that start) and, for a final write, completed."""
+    raw = write.record.get("started_at")
+    started = row.started_at if raw is None else datetime.fromisoformat(raw)
+    completing = write.final and row.state != COMPLETED
+    if not completing and started == row.started_at:
         return row
     values = dict(row._mapping)
-    values.update(
-        state=COMPLETED,
-        status=write.record.get("status"),
-        end_reason=getattr(write, "end_reason", None),
-    )
+    values["started_at"] = started
+    if completing:
+        values.update(
+            state=COMPLETED,
+            status=write.record.get("status"),
+            end_reason=getattr(write, "end_reason", None),
+        )
     return SimpleNamespace(**values)
 
 
