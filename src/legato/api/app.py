@@ -74,7 +74,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         # connection pool uncontended (the default 40 convoy under load).
         anyio.to_thread.current_default_thread_limiter().total_tokens = ROUTE_THREADS
         database = Database(settings.db_url)
-        await asyncio.to_thread(database.upgrade)
+        checkpointer = database.checkpoint_in_background()
+        try:
+            await asyncio.to_thread(database.upgrade)
+        except BaseException:
+            if checkpointer is not None:
+                checkpointer.stop()
+            raise
         sip = directory = None
         if settings.sip is not None:
             directory = NumberDirectory(database)
@@ -105,6 +111,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             if sip is not None:
                 await sip.close()  # hangs up what the runtime ended
             database.dispose()
+            if checkpointer is not None:
+                checkpointer.stop()
 
     app = FastAPI(
         title="Legato",
