@@ -6,6 +6,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,6 +100,16 @@ class SqliteWriteGate:
         event.listen(engine.pool, "close", lambda conn, _rec: self._release(conn))
         event.listen(engine.pool, "invalidate", lambda conn, _rec, _exc: self._release(conn))
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the gate outside any transaction (no writer of this process runs)."""
+        if not self._lock.acquire(timeout=self.timeout):
+            raise StoreError(f"the store was busy writing for more than {self.timeout:.0f} s")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def _before_execute(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         key = id(conn.connection.dbapi_connection)
         if self._holder == key or not statement.lstrip()[:7].upper().startswith(_WRITES):
@@ -114,6 +125,10 @@ class SqliteWriteGate:
             self._lock.release()
 
 
+#: What a restarted write-ahead log is truncated to (bytes).
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+
+
 class WalCheckpointer:
     """Checkpoints a SQLite store's write-ahead log in a background thread, not in commits.
 
@@ -121,14 +136,19 @@ class WalCheckpointer:
     commit copies the pages back and fsyncs the database file while it still holds the
     write lock (and the store's write gate), so every writer waits. Measured under
     `legato serve` at 200 calls/s: commits of 100-240 ms, each a latency spike for every
-    call ending then. Here the engine's connections never checkpoint on commit and a
-    thread runs PASSIVE checkpoints (they neither wait for nor block readers and writers)
-    on its own connection every `every` seconds. Other processes (the CLI) keep SQLite's
-    default and may checkpoint too; that is harmless.
+    call ending then. Here the engine's connections never checkpoint on commit; every
+    `every` seconds a thread, on its own connection, copies the log back with a PASSIVE
+    checkpoint (it neither waits for nor blocks readers and writers), then finishes it
+    holding the write gate: only the pages written meanwhile are left, and a RESTART
+    checkpoint (readers of the old log get 50 ms) makes the next writer start the log
+    over. PASSIVE checkpoints alone never complete while writers keep appending: the log
+    grew without bound (144 MB in 20 s). Other processes on the file (the CLI)
+    keep SQLite's default.
     """
 
-    def __init__(self, engine: Engine, every: float = 1.0) -> None:
+    def __init__(self, engine: Engine, gate: SqliteWriteGate, every: float = 1.0) -> None:
         self.path = engine.url.database or ""
+        self.gate = gate
         self.every = every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,6 +157,8 @@ class WalCheckpointer:
     @staticmethod
     def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+        # A log that grew while a checkpoint could not finish shrinks back at its restart.
+        dbapi_conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="legato-checkpoint", daemon=True)
@@ -145,19 +167,24 @@ class WalCheckpointer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(30)
+
+    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """One round: (busy, log frames, frames checkpointed) of its finishing step."""
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        with self.gate.held():  # RESTART: readers of the old log get 50 ms to finish
+            row = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+        # A short busy timeout: a round that meets another process's writer is skipped.
+        conn = sqlite3.connect(self.path, timeout=0.05, check_same_thread=False)
         try:
             while not self._stop.wait(self.every):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:  # busy or gone: the next round tries again
+                    self.checkpoint(conn)
+                except (sqlite3.Error, StoreError):  # busy or gone: the next round retries
                     log.debug("WAL checkpoint failed", exc_info=True)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error:
-            log.debug("WAL checkpoint failed", exc_info=True)
         finally:
             conn.close()
 
@@ -173,13 +200,17 @@ def _json_text(value: Any) -> str:
 _JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
+#: The write gate of each SQLite engine this process made.
+_gates: weakref.WeakKeyDictionary[Engine, SqliteWriteGate] = weakref.WeakKeyDictionary()
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for the backend of `url`."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False}, **_JSON)
         event.listen(engine, "connect", _sqlite_pragmas)
-        SqliteWriteGate(engine)
+        _gates[engine] = SqliteWriteGate(engine)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **_JSON)
 
@@ -209,7 +240,7 @@ class Database:
             return None
         if self.engine.url.database == ":memory:":
             return None
-        checkpointer = WalCheckpointer(self.engine, every)
+        checkpointer = WalCheckpointer(self.engine, _gates[self.engine], every)
         checkpointer.start()
         return checkpointer
 
