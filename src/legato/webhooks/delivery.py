@@ -53,6 +53,9 @@ USER_AGENT = f"Legato-Webhooks/{legato.__version__}"
 #: How long a failed (endpoint, call) keeps refusing hand-overs (they go to the claim
 #: query instead): longer than any writer transaction between its read and its commit.
 FAILED_MEMORY = 300.0
+#: Seconds between two recordings of attempts (a crash in between re-sends those events:
+#: delivery is at least once, and receivers de-duplicate by `webhook-id`).
+RECORD_INTERVAL = 0.1
 #: Bytes of a receiver's response kept in the attempt log.
 EXCERPT_BYTES = 512
 
@@ -444,8 +447,16 @@ class DeliveryWorker:
 
     # ----------------------------------------------------------------- recording
     async def _record_loop(self) -> None:
+        last = 0.0
         while True:
             first = await self._results.get()
+            # At most one recording transaction per RECORD_INTERVAL: under load each took
+            # the store's write lock (and a turn at the GIL per statement) beside the
+            # call writer's passes; what waits meanwhile is recorded in the same one.
+            pause = last + RECORD_INTERVAL - time.monotonic()
+            if first is not None and pause > 0:
+                await asyncio.sleep(pause)
+            last = time.monotonic()
             batch = [first]
             while not self._results.empty():
                 batch.append(self._results.get_nowait())
