@@ -211,8 +211,13 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, **_JSON)
         event.listen(engine, "connect", _sqlite_pragmas)
         _gates[engine] = SqliteWriteGate(engine)
-        return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **_JSON)
+    else:
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **_JSON)
+    # Bulk INSERTs as multi-row VALUES statements, not one step per row: on SQLite every
+    # step gives up the GIL (and a busy loop thread keeps it up to 5 ms) while the write
+    # lock is held; on PostgreSQL each batch is one round trip.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:
