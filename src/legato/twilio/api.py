@@ -37,6 +37,7 @@ from legato.store.models import Account, Call
 from legato.store.types import utcnow
 from legato.twilio import errors
 from legato.twilio.accounts import authenticate
+from legato.twilio.callbacks import watch
 from legato.twilio.errors import TwilioError, bad_parameter
 from legato.twilio.ids import ACCOUNT_SID, CALL_SID, account_sid, call_sid
 from legato.twilio.models import TwilioCall
@@ -258,6 +259,8 @@ def _create(session: Session, runtime: CallRuntime, sid: str, authorization: str
         reported=[], next_sequence=0)
     session.add(row)
     session.commit()
+    if callback is not None:
+        watch(call.id)
     runtime.launch(CallOrder(
         call_id=call.id, service=Service.OUTBOUND, number=from_, leg1=(to,), leg2=(),
         config=config, started_at=call.started_at,

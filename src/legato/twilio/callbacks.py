@@ -125,6 +125,29 @@ def _wake_senders(_session: Session) -> None:
             wake()
 
 
+#: Calls this process placed with a StatusCallback and has not finished writing: only
+#: their writes can imply callbacks, so the runtime writer's passes without any of them
+#: skip the lookup (one statement per pass). Calls of an earlier process are ended by
+#: crash recovery and get their callbacks from `reconcile`, not from the writer.
+_watched: set[str] = set()
+
+
+def watch(call_id: str) -> None:
+    """A call with a StatusCallback was stored; call before it is launched."""
+    _watched.add(call_id)
+
+
+def on_runtime_writes(session: Session, writes: Sequence[CallWrite]) -> int:
+    """The runtime writer's hook: `on_call_writes` for the watched calls among `writes`."""
+    mine = [w for w in writes if w.call_id in _watched]
+    if not mine:
+        return 0
+    ended = [w.call_id for w in mine if w.final]
+    if ended:  # once their final callbacks are committed (a failed pass is retried)
+        sa_event.listen(session, "after_commit", lambda _s: _watched.difference_update(ended))
+    return on_call_writes(session, mine)
+
+
 def on_call_writes(session: Session, writes: Sequence[CallWrite]) -> int:
     """Queue the callbacks these call writes imply (same transaction); returns how many."""
     ids = {w.call_id for w in writes}

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from legato.twilio.callbacks import CallbackSender, chain, on_call_writes, reconcile
+from legato.twilio.callbacks import CallbackSender, chain, on_runtime_writes, reconcile
 from legato.twilio.fetcher import HttpFlowFetcher
 
 
@@ -22,7 +22,7 @@ async def attach(app: FastAPI) -> AsyncIterator[None]:
     fetcher = HttpFlowFetcher(database, client, wake=runtime.wake)
     if runtime.network.fetcher is None:
         runtime.network.fetcher = fetcher
-    runtime.on_writes = chain(runtime.on_writes, on_call_writes)
+    runtime.on_writes = chain(runtime.on_writes, on_runtime_writes)
     await asyncio.to_thread(reconcile, database)  # calls crash recovery ended
     sender = CallbackSender(database, client)
     app.state.twilio_callbacks = sender
