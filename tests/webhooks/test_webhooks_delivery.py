@@ -367,3 +367,36 @@ def test_a_failed_hand_over_is_not_overtaken(database: Database, receiver: Recei
     assert [r.status for r in receiver.requests[:3]] == [500, 500, 200]
     assert len({r.msg_id for r in receiver.requests[:3]}) == 1
     assert_in_order_per_call(receiver.delivered())
+
+
+# --------------------------------------------------------------- endpoints in memory
+def _stored_types(database: Database, call_id: str) -> list[str]:
+    with database.session() as s:
+        return list(s.scalars(select(WebhookEvent.type).where(WebhookEvent.call_id == call_id)))
+
+
+def test_the_writer_remembers_endpoints_but_sees_changes(
+    database: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoints are remembered between writer passes: a change through this process
+    (the API's ORM writes) applies to the next write at once; a plain SQL change (another
+    process: the CLI against a running server) within the memory's bound."""
+    from legato.webhooks import outbox
+
+    monkeypatch.setattr(outbox._endpoint_memory, "seconds", 0.3)
+    account, _ = new_account(database)
+    endpoint_id, _ = endpoint(database, account, receiver.url, events=["call.completed"])
+    first = calls_with_events(database, account, 1)[0]
+    assert _stored_types(database, first) == ["call.completed"]
+    with database.session() as s:  # as PATCH /v1/webhooks/endpoints/{id} does
+        manage.update_endpoint(s, account, endpoint_id, events=["call.initiated"])
+    second = calls_with_events(database, account, 1)[0]
+    assert _stored_types(database, second) == ["call.initiated"]
+    with database.engine.begin() as conn:  # no ORM event sees this
+        t = WebhookEndpoint.__table__
+        conn.execute(
+            t.update().where(t.c.id == endpoint_id).values(enabled=False, disabled_by="user")
+        )
+    time.sleep(0.4)
+    third = calls_with_events(database, account, 1)[0]
+    assert _stored_types(database, third) == []

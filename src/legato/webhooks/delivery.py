@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+from sqlalchemy import event as sa_event
 from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
@@ -582,6 +583,8 @@ class DeliveryWorker:
             .values(enabled=False, disabled_by="failures", disabled_reason=reason, disabled_at=now)
             .execution_options(synchronize_session=False)
         )
+        # A Core statement: the writer's memory of endpoints would not see it.
+        sa_event.listen(session, "after_commit", lambda _s: outbox.forget_endpoints(), once=True)
 
 
 __all__ = ["CALLBACK", "DeliveryWorker", "signing_keys"]

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from legato.store.calls import COMPLETED, call_document
 from legato.store.ids import new_id
+from legato.store.memory import Memory
 from legato.store.models import Call
 from legato.store.types import utcnow
 from legato.webhooks.claim import Claim
@@ -243,7 +244,7 @@ def _as_written(row: Any, write: CallWrite) -> Any:
     return SimpleNamespace(**values)
 
 
-def _target(endpoint: WebhookEndpoint, url: str, events: list[str], now: datetime) -> _Target:
+def _target(endpoint: Any, url: str, events: list[str], now: datetime) -> _Target:
     enabled = bool(endpoint.enabled)
     keys = signing_keys(endpoint, now) if enabled else ()
     return _Target(endpoint.id, url, list(events or []), endpoint.kind, enabled, keys)
@@ -342,21 +343,67 @@ _LIGHT = (
 )
 
 
-def _endpoints(session: Session, accounts: Iterable[str]) -> dict[str, list[WebhookEndpoint]]:
+#: How long the writer trusts an account's endpoints without reading them again (one
+#: statement less per writer pass). Changes through this process's API apply at once,
+#: an endpoint the delivery worker disables too (`forget_endpoints`); another process's
+#: (the CLI against a running server) within this many seconds.
+ENDPOINTS_SECONDS = 2.0
+_endpoint_memory: Memory[str, list[_Endpoint]] = Memory(
+    "webhook_endpoints", ENDPOINTS_SECONDS, WebhookEndpoint
+)
+
+
+def forget_endpoints() -> None:
+    """The next writer pass reads the endpoints from the store."""
+    _endpoint_memory.forget()
+
+
+def _endpoints(session: Session, accounts: Iterable[str]) -> dict[str, list[_Endpoint]]:
     """Endpoints that receive new events: enabled, or paused by failures (kept, not lost)."""
-    out: dict[str, list[WebhookEndpoint]] = {}
-    if not accounts:
+    out: dict[str, list[_Endpoint]] = {}
+    missing = []
+    for account_id in accounts:
+        known = _endpoint_memory.get(account_id)
+        if known is None:
+            missing.append(account_id)
+        elif known:
+            out[account_id] = known
+    if not missing:
         return out
-    rows = session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.account_id.in_(list(accounts)),
-            WebhookEndpoint.kind == ENDPOINT,
-            or_(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.disabled_by == "failures"),
+
+    def load() -> dict[str, list[_Endpoint]]:
+        read: dict[str, list[_Endpoint]] = {a: [] for a in missing}
+        rows = session.execute(
+            select(*_ENDPOINT_COLUMNS).where(
+                WebhookEndpoint.account_id.in_(missing),
+                WebhookEndpoint.kind == ENDPOINT,
+                or_(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.disabled_by == "failures"),
+            )
         )
-    )
-    for e in rows:
-        out.setdefault(e.account_id, []).append(e)
+        for r in rows:
+            read[r.account_id].append(_Endpoint(*r))
+        return read
+
+    out.update((a, found) for a, found in _endpoint_memory.read_many(load).items() if found)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What the writer needs of an endpoint (`signing_keys` reads the secrets)."""
+
+    id: str
+    account_id: str
+    url: str | None
+    events: list[str]
+    kind: str
+    enabled: bool
+    secret: str
+    previous_secret: str | None
+    previous_expires_at: datetime | None
+
+
+_ENDPOINT_COLUMNS = tuple(getattr(WebhookEndpoint, f.name) for f in fields(_Endpoint))
 
 
 def _callback_endpoints(session: Session, accounts: set[str]) -> dict[str, WebhookEndpoint]:
