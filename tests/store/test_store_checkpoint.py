@@ -40,6 +40,9 @@ def test_only_sqlite_files_get_a_checkpointer(tmp_path: Path) -> None:
     memory = Database("sqlite://")
     assert memory.checkpoint_in_background() is None
     memory.dispose()
+    uri = Database(f"sqlite:///file:{tmp_path / 'u.db'}?mode=rwc&uri=true")
+    assert uri.checkpoint_in_background() is None  # SQLite's defaults for URI filenames
+    uri.dispose()
 
 
 def test_the_log_restarts_while_writers_keep_writing(tmp_path: Path) -> None:

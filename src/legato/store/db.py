@@ -243,8 +243,8 @@ class Database:
         Call before the first connection. None on other stores."""
         if self.backend != "sqlite" or not self.engine.url.database:
             return None
-        if self.engine.url.database == ":memory:":
-            return None
+        if self.engine.url.database == ":memory:" or self.engine.url.query.get("uri"):
+            return None  # (a URI filename is the engine's to open; it keeps the default)
         checkpointer = WalCheckpointer(self.engine, _gates[self.engine], every)
         checkpointer.start()
         return checkpointer
