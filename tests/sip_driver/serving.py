@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ class Server:
             try:
                 urllib.request.urlopen(f"{self.base}/openapi.json", timeout=1)
                 return self
-            except OSError:
+            except (OSError, HTTPException):  # not listening, or still starting
                 time.sleep(0.1)
         raise AssertionError(f"legato serve did not start: {self.stop()[-3000:]}")
 
