@@ -34,7 +34,7 @@ def test_another_process_changes_are_seen_within_the_bound(
     server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bound = 0.3
-    monkeypatch.setattr(numbers_store, "CALLING_NUMBER_SECONDS", bound)
+    monkeypatch.setattr(numbers_store._calling_numbers, "seconds", bound)
     api = server.account()
     api.add_number(NUMBER)
     assert api.call().status_code == 201  # the number is remembered now

@@ -498,8 +498,8 @@ class CallRuntime:
             news = [(w.call_id, w.new) for w in writes if w.new is not None]
             for call_id, (account_id, new, started) in news:
                 store.create_call(session, account_id, new, started, call_id=call_id)
-            # Started now, not at the request: the call is placed once this commits, and
-            # its record's times count from here.
+            # Stored as accepted now; the call is placed once this commits, and its start
+            # (what its record's times count from) is stamped then (`_place`).
             now = utcnow()
             fresh = [(w, w.create) for w in writes if w.create is not None]
             created = store.build_calls([(a, new, now, w.call_id) for w, (a, new) in fresh])

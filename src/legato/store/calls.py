@@ -226,7 +226,8 @@ def save_lives(session: Session, lives: Sequence[Live]) -> None:
     for live in lives:
         row = {"b_id": live.call_id, "b_record": live.record, "b_journal": live.journal}
         row["b_snapshot"] = live.snapshot
-        row["b_started_at"] = _started(live.record)
+        if live.snapshot is not None:  # the first write since the call started
+            row["b_started_at"] = _started(live.record)
         groups.setdefault((live.journal is not None, live.snapshot is not None), []).append(row)
     for (with_journal, with_snapshot), rows in groups.items():
         values: dict[str, Any] = {
@@ -236,7 +237,7 @@ def save_lives(session: Session, lives: Sequence[Live]) -> None:
         }
         if with_journal:
             values["journal"] = bindparam("b_journal")
-        if with_snapshot:  # the call's first write since it started
+        if with_snapshot:
             values["snapshot"] = bindparam("b_snapshot")
             values["started_at"] = _STARTED_AT
         session.execute(_update_open(values), rows)

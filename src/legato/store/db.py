@@ -152,10 +152,10 @@ class WalCheckpointer:
         self.every = every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        event.listen(engine, "connect", self._no_autocheckpoint)
+        event.listen(engine, "connect", self._server_pragmas)
 
     @staticmethod
-    def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+    def _server_pragmas(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
         # A log that grew while a checkpoint could not finish shrinks back at its restart.
         dbapi_conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")

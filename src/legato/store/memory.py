@@ -46,13 +46,7 @@ class Memory(Generic[K, V]):
         found = self.get(key)
         if found is not None:
             return found
-        generation = self._generation
-        value = load()
-        if generation == self._generation:
-            if len(self._values) >= self.limit:
-                self._values.clear()
-            self._values[key] = (value, time.monotonic() + self.seconds)
-        return value
+        return self.read_many(lambda: {key: load()})[key]
 
     def read_many(self, load: Callable[[], dict[K, V]]) -> dict[K, V]:
         """`load()`'s values, each kept unless a change began meanwhile."""

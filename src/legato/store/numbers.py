@@ -77,7 +77,6 @@ def calling_number(session: Session, account_id: str, number: str) -> CallingNum
             raise NotFound(f"number {number} not found")
         return CallingNumber(number, dict(row[0] or {}), dict(row[1] or {}))
 
-    _calling_numbers.seconds = CALLING_NUMBER_SECONDS  # the module's setting, if changed
     return _calling_numbers.read(key, load)
 
 
