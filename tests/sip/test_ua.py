@@ -232,12 +232,15 @@ def test_no_ack_ends_the_call_with_bye(net: Net) -> None:
     net.drop = lambda src, dst, data: data.startswith(b"ACK")
     ua(net, B).respond(b_leg, 200, net.now)
     net.advance(33)
-    ended = [e for e in net.take(B) if isinstance(e, ev.Ended)]
-    assert (
-        ended
-        and ended[0].by == "local"
-        and ended[0].reason == Reason("SIP", 408, "ACK not received")
-    )
+    events = net.take(B)
+    reason = Reason("SIP", 408, "ACK not received")
+    # the driver learns at once that nobody is there (it did not ask for this BYE) ...
+    assert [e for e in events if isinstance(e, ev.Unacknowledged)] == [
+        ev.Unacknowledged(b_leg, reason)]
+    # ... and then that the BYE completed
+    ended = [e for e in events if isinstance(e, ev.Ended)]
+    assert ended and ended[0].by == "local" and ended[0].reason == reason
+    assert events.index(ended[0]) > events.index(ev.Unacknowledged(b_leg, reason))
     retrans = [line for line in net.lines(A) if line == "SIP/2.0 200 OK"]
     assert 8 <= len(retrans) <= 12  # 0, .5, 1.5, 3.5, 7.5, 11.5 ... capped at T2
 

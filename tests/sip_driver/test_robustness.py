@@ -115,7 +115,7 @@ def test_calls_complete_under_packet_loss(tmp_path: Path) -> None:
     async def main() -> tuple[list[str], list[tuple[int, str]]]:
         records: list[str] = []
         agent_port = free_port()
-        agent = await start_sipp(Peer("uas_ring_answer.xml", sets={"ring_ms": 100},
+        agent = await start_sipp(Peer("uas_ring_answer_wait.xml", sets={"ring_ms": 100},
                                       calls=calls, extra=("-lost", "10")),
                                  tmp_path, agent_port)
         driver = await SipDriver.open(
@@ -143,6 +143,25 @@ def test_calls_complete_under_packet_loss(tmp_path: Path) -> None:
     assert records == ["ANSWER/leg1"] * calls
     for rc, out in results:
         assert rc == 0, out
+
+
+def test_a_caller_whose_ack_never_comes_is_hung_up_and_the_call_ends(tmp_path: Path) -> None:
+    """RFC 3261 §13.3.1.4: no ACK for our 200 within 64*T1 (the caller's ACKs were lost, or
+    it went away): the caller gets a BYE saying `SIP;cause=408`, the agent a BYE too, and
+    the call ends as the caller's side hanging up. Before, the call stayed up with the
+    agent (for ever, with an agent that waits for a BYE)."""
+    case = Case(
+        "no ack", {"name": "no ack", "service": "incoming", "number": NUMBER, "from": CALLER,
+                   "config": {"flow": dial(AGENT)}},
+        {AGENT: answer(100)}, "ANSWER", "leg1", caller=Peer("uac_no_ack.xml"),
+    )
+    record, peers = asyncio.run(run_sip(case, tmp_path))
+    for name, rc, out in peers:
+        assert rc == 0, f"{name} failed:\n{out}"
+    assert (record.status, record.disconnected_by) == ("ANSWER", "leg1")
+    caller = record.legs[0]
+    assert (caller.leg, caller.outcome, caller.ended_by) == (1, "ANSWERED", "leg1")
+    assert caller.ended_at - caller.answered_at >= 64 * TIMERS.t1  # the 200 went on that long
 
 
 def test_a_call_that_cannot_be_started_is_refused_with_500() -> None:

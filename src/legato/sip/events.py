@@ -72,6 +72,16 @@ class Confirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class Unacknowledged:
+    """Our 2xx was re-sent for 64*T1 and no ACK came (RFC 3261 §13.3.1.4): the session is
+    over. The user agent has sent a BYE carrying `reason` (`SIP;cause=408`); nobody asked
+    for it, so the driver must end the call. An `Ended` follows when that BYE completes."""
+
+    leg: int
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """A confirmed call is over. `by` is who sent the BYE; `reason` its Reason header;
     `status` the BYE's final response (408 when none came) for a local BYE."""
@@ -119,6 +129,7 @@ Event = (
     | Failed
     | Cancelled
     | Confirmed
+    | Unacknowledged
     | Ended
     | DialogRequest
     | DialogResponse

@@ -1007,6 +1007,7 @@ class UserAgent:
             reason = Reason("SIP", 408, "ACK not received")
             if leg.state == "confirmed":
                 self._send_bye(leg, now, reason)
+                self._events.append(ev.Unacknowledged(leg.id, reason))
             return
         self._out.append((leg.retrans_data, leg.reply_to))
         leg.retrans_interval = min(leg.retrans_interval * 2, self.config.timers.t2)

@@ -404,6 +404,12 @@ class SipDriver:
         if event.by == "remote":
             self._feed(sc, LegHangup(leg, _cause(event.reason)))
 
+    def _unacknowledged(self, sc: _SipCall, leg: int, event: ev.Unacknowledged) -> None:
+        """The caller never ACKed our 200 (its side is gone: it may even think the call
+        ended, its BYE lost too): the leg is over as if its far end hung up."""
+        self._drop_leg(sc, leg, event.leg)
+        self._feed(sc, LegHangup(leg, _cause(event.reason)))
+
     def _confirmed(self, sc: _SipCall, leg: int, event: ev.Confirmed) -> None:
         """The caller's ACK: in a late-offer call it carries the answer for the agent."""
         body = event.request.body
@@ -947,6 +953,7 @@ _SIP_HANDLERS: dict[type, Callable[[SipDriver, _SipCall, int, Any], None]] = {
     ev.Failed: SipDriver._failed,
     ev.Cancelled: SipDriver._cancelled,
     ev.Ended: SipDriver._ended,
+    ev.Unacknowledged: SipDriver._unacknowledged,
     ev.Confirmed: SipDriver._confirmed,
     ev.DialogRequest: SipDriver._dialog_request,
     ev.DialogResponse: SipDriver._dialog_response,
