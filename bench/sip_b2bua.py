@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from legato.testing import free_port
+
 HOST = "127.0.0.1"
 NUMBER = "918047001000"
 AGENT = "+919811000101"
@@ -96,12 +98,6 @@ SIPPY = (
     "sys.argv = ['b2bua_simple', '-f', '-l', sys.argv[1], '-p', sys.argv[2], '-n', sys.argv[3]]; "
     "main_func()"
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def bound(port: int) -> bool:
@@ -232,7 +228,7 @@ async def run_step(server: tuple[str, int], pid: int, rate: int, seconds: float,
     cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         "sipp", "-sn", "uac", "-s", NUMBER, f"{server[0]}:{server[1]}", "-i", HOST,
-        "-p", str(free_port()), "-r", str(rate), "-m", str(step.calls), "-d", str(hold_ms),
+        "-p", str(free_port(HOST)), "-r", str(rate), "-m", str(step.calls), "-d", str(hold_ms),
         "-buff_size", "4194304", "-nostdin", "-timeout", str(int(seconds + 30)),
         "-recv_timeout", "10000", "-max_socket", "50000",
         cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -272,7 +268,7 @@ async def run_step(server: tuple[str, int], pid: int, rate: int, seconds: float,
 
 async def bench_server(name: str, rates: list[int], seconds: float, hold_ms: int,
                        workdir: Path) -> list[Step]:
-    uas_port, port = free_port(), free_port()
+    uas_port, port = free_port(HOST), free_port(HOST)
     uas_xml = workdir / "uas.xml"
     uas_xml.write_text(UAS_XML)
     uas = await asyncio.create_subprocess_exec(

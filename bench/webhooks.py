@@ -25,10 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -47,6 +43,7 @@ from legato.store import accounts
 from legato.store.db import Database
 from legato.store.models import Call
 from legato.store.scratch import scratch_url
+from legato.testing import ServeProcess, free_port
 from legato.webhooks.models import WebhookEvent
 
 NUMBER = "+918047001000"
@@ -63,12 +60,6 @@ def pct(values: list[float], q: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ----------------------------------------------------------------------- receiver
@@ -133,53 +124,16 @@ class Receiver:
 
 
 # ----------------------------------------------------------------------- server
-class Serve:
-    def __init__(self, db_url: str, phones: Path, workdir: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = (workdir / "serve.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from legato.cli.main import app; app()",
-                "serve",
-                "--port",
-                str(self.port),
-                "--db",
-                db_url,
-                "--phones",
-                str(phones),
-                "--log-level",
-                "warning",
-            ],
-            cwd=workdir,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **ENV},
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"legato serve exited: see {workdir / 'serve.log'}")
-            try:
-                if httpx.get(self.base + "/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise SystemExit("legato serve did not start")
+def serve(db_url: str, phones: Path, workdir: Path) -> ServeProcess:
+    return ServeProcess("--db", db_url, "--phones", str(phones), cwd=workdir, env=ENV,
+                        ready_within=90)
 
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        text = Path(self.log.name).read_text(errors="replace")
-        if "Traceback" in text or "ERROR" in text:
-            print(f"server log has errors ({text.count('Traceback')} tracebacks):")
-            print(text[-3000:])
+
+def stop(server: ServeProcess) -> None:
+    text = server.stop()
+    if "Traceback" in text or "ERROR" in text:
+        print(f"server log has errors ({text.count('Traceback')} tracebacks):")
+        print(text[-3000:])
 
 
 # ----------------------------------------------------------------------- load
@@ -282,8 +236,8 @@ def run_backend(
         with database.session() as s:
             key = accounts.create_account(s, "Bench").api_key
         receiver = Receiver().start()
-        server = Serve(url, phones, workdir)
-        stack.callback(server.stop)
+        server = serve(url, phones, workdir)
+        stack.callback(stop, server)
         auth = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=server.base, headers=auth, timeout=30) as http:
             http.post("/v1/numbers", json={"number": NUMBER}).raise_for_status()

@@ -3,11 +3,6 @@ mid-call and started again; the interrupted call is ended with a recorded reason
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,73 +14,24 @@ import pytest
 from legato.service.runtime import INTERRUPTED, SHUTDOWN
 from legato.store import accounts
 from legato.store.db import Database
+from legato.testing import ServeProcess
 
 from .api_testkit import AGENT, CUSTOMER, NUMBER, SLOW
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Proc:
-    def __init__(self, db_url: str, phones: Path, cwd: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from legato.cli.main import app; app()",
-                "serve",
-                "--port",
-                str(self.port),
-                "--db",
-                db_url,
-                "--phones",
-                str(phones),
-                "--sim-speed",
-                "5",
-                "--log-level",
-                "warning",
-            ],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.base + "/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-            if self.proc.poll() is not None:
-                break
-        self.proc.kill()
-        out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-        raise AssertionError(f"legato serve did not start:\n{out}")
-
-    def stop(self, sig: int) -> None:
-        os.kill(self.proc.pid, sig)
-        self.proc.wait(timeout=30)
-
-
 @pytest.fixture
 def procs(db_url: str, phones_file: Path, tmp_path: Path) -> Iterator[Any]:
-    started: list[Proc] = []
+    started: list[ServeProcess] = []
 
-    def start() -> Proc:
-        p = Proc(db_url, phones_file, tmp_path)
+    def start() -> ServeProcess:
+        p = ServeProcess("--db", db_url, "--phones", str(phones_file), "--sim-speed", "5",
+                         cwd=tmp_path)
         started.append(p)
         return p
 
     yield start
     for p in started:
-        if p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
+        p.kill()
 
 
 def _client(base: str, key: str) -> httpx.Client:
@@ -126,7 +72,7 @@ def test_sigkill_mid_call_then_restart_ends_the_call_with_a_reason(db_url: str, 
             json={"service": "click_to_call", "number": NUMBER, "from": AGENT, "to": SLOW},
         ).json()["id"]
         _wait(c, live, lambda d: len(d["legs"]) == 2)  # leg 2 ringing, persisted
-    first.stop(signal.SIGKILL)
+    first.kill()
 
     second = procs()
     with _client(second.base, key) as c:
@@ -143,14 +89,14 @@ def test_sigkill_mid_call_then_restart_ends_the_call_with_a_reason(db_url: str, 
             json={"service": "click_to_call", "number": NUMBER, "from": AGENT, "to": CUSTOMER},
         ).json()["id"]
         _wait(c, again, lambda d: len(d["legs"]) >= 1)
-    second.stop(signal.SIGTERM)  # a graceful stop ends running calls at once
+    second.stop()  # a graceful stop ends running calls at once
 
     third = procs()
     with _client(third.base, key) as c:
         doc = c.get(f"/v1/calls/{again}").json()
         assert doc["state"] == "completed", doc
         assert doc["end_reason"] in (SHUTDOWN, None)
-    third.stop(signal.SIGTERM)
+    third.stop()
 
 
 def test_database_outage_loses_no_call_state(db_url: str, make_server: Any) -> None:

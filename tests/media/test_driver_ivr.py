@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from legato.media.capture import Capture
 from legato.media.ports import PortRange
 from legato.sip.transaction import TimerConfig
 from legato.sip.transport import run
+from legato.testing import free_port
 
 from .net import SIPP_PCAPS, pcap_udp_payloads
 from .phone import Phone, dominant_hz, rms
@@ -42,12 +42,6 @@ FLOW = {
                     "branches": {"1": [{"dial": {"to": [AGENT], "ring_timeout": 10}}]}}},
     ]
 }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def sipp(cwd: Path, scenario: Path, *args: str) -> asyncio.subprocess.Process:

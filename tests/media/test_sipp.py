@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from legato.media.session import MediaSession
 from legato.sip import events as ev
 from legato.sip.transport import SipTransport, run
 from legato.sip.ua import UAConfig
+from legato.testing import free_port
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) not installed"),
@@ -26,12 +26,6 @@ pytestmark = [
     pytest.mark.timeout(90),
 ]
 SCENARIO = Path(__file__).parent / "scenarios" / "ivr_caller.xml"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Ivr:

@@ -18,6 +18,7 @@ from legato.sip.registrar import Registrar
 from legato.sip.transaction import TimerConfig
 from legato.sip.transport import SipTransport, run
 from legato.sip.ua import UAConfig
+from legato.testing import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
 MALFORMED = [
@@ -33,12 +34,6 @@ SDP = (
     b"v=0\r\no=legato 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 )
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def sipp(cwd: Path, *args: str, timeout: float = 60) -> tuple[int, str]:
@@ -104,7 +99,7 @@ def test_sipp_uac_calls_our_uas(tmp_path: Path, transport: str) -> None:
                 "-i",
                 "127.0.0.1",
                 "-p",
-                str(free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)),
+                str(free_port()),
                 *mode,
                 "-m",
                 str(calls),
@@ -146,7 +141,7 @@ def test_our_uac_calls_sipp_uas(tmp_path: Path, transport_kind: str) -> None:
     calls = 20
 
     async def main() -> tuple[int, str, dict[str, int], int]:
-        port = free_port(socket.SOCK_DGRAM if transport_kind == "udp" else socket.SOCK_STREAM)
+        port = free_port()
         mode = ["-t", "u1"] if transport_kind == "udp" else ["-t", "t1"]
         proc_task = asyncio.create_task(
             sipp(

@@ -30,6 +30,7 @@ from legato.drivers.sip import SipDriver, SipDriverConfig, Trunk, number_lookup
 from legato.scenario.loader import parse_scenario
 from legato.scenario.run import scenario_spec
 from legato.sip.transaction import TimerConfig
+from legato.testing import free_port
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 #: Short RFC 3261 timers: "no response at all" (timer B = 64*T1) ends in 3.2 s.
@@ -77,12 +78,6 @@ class Case:
     status: str
     disconnected_by: str
     caller: Peer | None = None  # incoming: the SIPp caller
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bound(port: int) -> bool:

@@ -10,9 +10,10 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from http.client import HTTPException
 from pathlib import Path
 from typing import Any
+
+from legato.testing import ServeProcess
 
 from .harness import SCENARIOS, free_port
 
@@ -100,26 +101,21 @@ class Server:
         self.store = store
         self.sip, self.port = free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.args = [*CLI, "serve", "--driver", "sip", "--sip-listen", f"127.0.0.1:{self.sip}",
-                     "--db", store.url, "--port", str(self.port), "--log-level", "warning",
+        self.args = ["--driver", "sip", "--sip-listen", f"127.0.0.1:{self.sip}",
+                     "--db", store.url,
                      *([] if trunk is None else ["--trunk", f"sip:127.0.0.1:{trunk}"]), *extra]
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: ServeProcess | None = None
 
     def run_to_exit(self) -> subprocess.CompletedProcess[str]:
         """Run it expecting it to refuse to start."""
-        return subprocess.run(self.args, env=environment(), capture_output=True, text=True,
-                              timeout=60, cwd=self.store.path)
+        return subprocess.run([*CLI, "serve", "--port", str(self.port), *self.args],
+                              env=environment(), capture_output=True, text=True, timeout=60,
+                              cwd=self.store.path)
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(self.args, env=environment(), cwd=self.store.path,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{self.base}/openapi.json", timeout=1)
-                return self
-            except (OSError, HTTPException):  # not listening, or still starting
-                time.sleep(0.1)
-        raise AssertionError(f"legato serve did not start: {self.stop()[-3000:]}")
+        self.process = ServeProcess(*self.args, cwd=self.store.path, port=self.port,
+                                    env=environment(), ready_within=30)
+        return self
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return http(method, f"{self.base}{path}", self.store.key, body)
@@ -135,9 +131,7 @@ class Server:
         return [self.api("GET", f"/v1/calls/{c['id']}") for c in listed]
 
     def stop(self) -> str:
-        if self.proc is None:
+        if self.process is None:
             return ""
-        self.proc.terminate()
-        out = self.proc.communicate(timeout=30)[0].decode(errors="replace")
-        self.proc = None
+        out, self.process = self.process.stop(), None
         return out

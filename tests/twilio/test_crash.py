@@ -3,56 +3,39 @@ is ended by crash recovery and its one final callback is still delivered, signed
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
-from twilio_testkit import NUMBER, PHONES, SILENT, SLOW, CustomerApp, LegatoServer, free_port
+from twilio_testkit import NUMBER, PHONES, SILENT, SLOW, CustomerApp, LegatoServer
 
 from legato.store import accounts
 from legato.store import calls as store
 from legato.store.db import Database
+from legato.testing import ServeProcess
 from legato.twilio.ids import account_sid, call_sid
 from legato.twilio.models import TwilioCall
 from legato.twilio.twiml import translate
 
 
-def _serve(db_url: str, phones: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from legato.cli.main import app; app()", "serve",
-         "--port", str(port), "--db", db_url, "--phones", str(phones), "--sim-speed", "20",
-         "--log-level", "warning"],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=dict(os.environ))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("legato serve did not start: " + log.read_text())
+def _serve(db_url: str, phones: Path, cwd: Path, port: int | None = None) -> ServeProcess:
+    return ServeProcess("--db", db_url, "--phones", str(phones), "--sim-speed", "20",
+                        cwd=cwd, port=port)
 
 
 def test_final_callback_survives_sigkill(db_url: str, tmp_path: Path,
                                          customer: CustomerApp) -> None:
-    phones, log, port = tmp_path / "phones.yaml", tmp_path / "serve.log", free_port()
+    phones = tmp_path / "phones.yaml"
     phones.write_text(PHONES)
-    proc = _serve(db_url, phones, port, log)
+    server = _serve(db_url, phones, tmp_path)
     try:
         database = Database(db_url)
         with database.session() as s:
             issued = accounts.create_account(s, "Acme")
         database.dispose()
-        base = f"http://127.0.0.1:{port}"
+        base = server.base
         r = httpx.post(base + "/v1/numbers", json={"number": NUMBER},
                        headers={"Authorization": f"Bearer {issued.api_key}"})
         assert r.status_code == 201, r.text
@@ -64,9 +47,8 @@ def test_final_callback_survives_sigkill(db_url: str, tmp_path: Path,
                                    status_callback=customer.base + "/status",
                                    status_callback_event=["initiated", "ringing", "completed"])
         customer.wait_for("/status", 2)  # initiated, ringing
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        proc = _serve(db_url, phones, port, log)
+        server.kill()
+        server = _serve(db_url, phones, tmp_path, server.port)
         seen = customer.wait_for("/status", 3)
         time.sleep(0.5)
         seen = customer.at("/status")
@@ -81,8 +63,7 @@ def test_final_callback_survives_sigkill(db_url: str, tmp_path: Path,
         assert seen[-1].get("CallSid") == call.sid
         assert client.calls(call.sid).fetch().status == "no-answer"
     finally:
-        proc.kill()
-        proc.wait(10)
+        server.kill()
 
 
 #: Until service/orders.py rebuilds a Twilio call's own configuration (its OVERRIDES lack

@@ -14,8 +14,9 @@ from twilio_testkit import (
     CustomerApp,
     LegatoServer,
     Seen,
-    free_port,
 )
+
+from legato.testing import free_port
 
 
 def _menu() -> str:

@@ -3,7 +3,6 @@ and a customer's web app that serves TwiML and records every request Legato send
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from twilio.rest import Client
 from legato.api.app import ServerSettings, create_app
 from legato.store import accounts
 from legato.store.db import Database
+from legato.testing import free_port
 from legato.twilio.ids import account_sid
 
 NUMBER = "+918047001000"
@@ -41,12 +41,6 @@ phones:
   "{SILENT}": {{answer_after: 1, hangup_after: 120}}
 default: {{unreachable: true}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LegatoServer:

@@ -4,7 +4,6 @@ answer with a chosen status, answer slowly, or be shut down and brought back on 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -120,8 +119,3 @@ class Receiver:
             f"receiver: condition not met in {timeout} s; got {len(self.requests)} requests"
         )
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

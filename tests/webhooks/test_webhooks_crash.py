@@ -13,11 +13,11 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from legato.store.db import Database
+from legato.testing import ServeProcess
 from legato.webhooks.models import WebhookDelivery, WebhookEvent
 
 from .kit import new_account
 from .receiver import Behaviour, Receiver
-from .server import Serve
 
 NUMBER = "+918047001000"
 AGENTS = [f"+9198110001{i:02d}" for i in range(10)]
@@ -43,6 +43,10 @@ def _phones(path: Path) -> Path:
     return path
 
 
+def serve(db_url: str, phones: Path, cwd: Path, port: int | None = None) -> ServeProcess:
+    return ServeProcess("--db", db_url, "--phones", str(phones), cwd=cwd, env=ENV, port=port)
+
+
 def _first_sightings(received: list) -> dict[str, list[tuple[int, str]]]:  # type: ignore[type-arg]
     seen: set[str] = set()
     per_call: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -62,7 +66,7 @@ def test_sigkill_while_delivering_loses_nothing(
     phones = _phones(tmp_path / "phones.yaml")
     _, key = new_account(database)
     auth = {"Authorization": f"Bearer {key}"}
-    server = Serve(database.url, phones, tmp_path, env=ENV)
+    server = serve(database.url, phones, tmp_path)
     try:
         with httpx.Client(base_url=server.base, headers=auth, timeout=10) as http:
             assert http.post("/v1/numbers", json={"number": NUMBER}).status_code == 201
@@ -91,7 +95,7 @@ def test_sigkill_while_delivering_loses_nothing(
         assert s.scalars(
             select(WebhookDelivery.state).where(WebhookDelivery.state == "pending")
         ).first()
-    server = Serve(database.url, phones, tmp_path, env=ENV, port=server.port)
+    server = serve(database.url, phones, tmp_path, port=server.port)
     try:
         receiver.wait(
             lambda got: (

@@ -13,6 +13,7 @@ from standardwebhooks.webhooks import Webhook
 
 from legato.store import calls as call_store
 from legato.store.db import Database
+from legato.testing import free_port
 from legato.webhooks import manage
 from legato.webhooks.models import (
     WebhookAttempt,
@@ -32,7 +33,7 @@ from .kit import (
     running_worker,
     sim_record,
 )
-from .receiver import Behaviour, Receiver, free_port
+from .receiver import Behaviour, Receiver
 
 EVENTS_PER_CALL = 8  # initiated, 2 legs x (ringing, answered, ended), completed
 
