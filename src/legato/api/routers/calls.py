@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -179,17 +179,32 @@ def _place_keyed_call(
     return call, created
 
 
-def _filter(
-    status: list[Status] | None,
-    service: Service | None,
-    state: State | None,
-    number: str | None,
-    from_: str | None,
-    to: str | None,
-    disconnected_by: Party | None,
-    started_after: datetime | None,
-    started_before: datetime | None,
+StatusQ = Annotated[list[Status] | None, Query(description="one or more status codes")]
+ServiceQ = Annotated[Service | None, Query()]
+StateQ = Annotated[State | None, Query()]
+NumberQ = Annotated[str | None, Query(max_length=32, description="the Legato number")]
+FromQ = Annotated[
+    str | None, Query(alias="from", max_length=32, description="a number of the `from` side")
+]
+ToQ = Annotated[str | None, Query(max_length=32, description="a number of the `to` side")]
+DiscQ = Annotated[Party | None, Query()]
+AfterQ = Annotated[datetime | None, Query(description="started at or after (ISO 8601)")]
+BeforeQ = Annotated[datetime | None, Query(description="started before (ISO 8601)")]
+
+
+async def call_filter(
+    status: StatusQ = None,
+    service: ServiceQ = None,
+    state: StateQ = None,
+    number: NumberQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    disconnected_by: DiscQ = None,
+    started_after: AfterQ = None,
+    started_before: BeforeQ = None,
 ) -> store.CallFilter:
+    """The filters the call list and the CSV export share (query parameters)."""
+
     def e164(field: str, raw: str | None) -> str | None:
         if raw is None:
             return None
@@ -211,39 +226,18 @@ def _filter(
     )
 
 
-StatusQ = Annotated[list[Status] | None, Query(description="one or more status codes")]
-ServiceQ = Annotated[Service | None, Query()]
-StateQ = Annotated[State | None, Query()]
-NumberQ = Annotated[str | None, Query(max_length=32, description="the Legato number")]
-FromQ = Annotated[
-    str | None, Query(alias="from", max_length=32, description="a number of the `from` side")
-]
-ToQ = Annotated[str | None, Query(max_length=32, description="a number of the `to` side")]
-DiscQ = Annotated[Party | None, Query()]
-AfterQ = Annotated[datetime | None, Query(description="started at or after (ISO 8601)")]
-BeforeQ = Annotated[datetime | None, Query(description="started before (ISO 8601)")]
+FilterDep = Annotated[store.CallFilter, Depends(call_filter)]
 
 
 @router.get("", response_model=CallList, responses=problem_responses(401, 422))
 def list_calls(
     session: SessionDep,
     account: AccountId,
-    status: StatusQ = None,
-    service: ServiceQ = None,
-    state: StateQ = None,
-    number: NumberQ = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    disconnected_by: DiscQ = None,
-    started_after: AfterQ = None,
-    started_before: BeforeQ = None,
+    where: FilterDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
     """The account's calls, newest first, one page at a time (`next_cursor`)."""
-    where = _filter(
-        status, service, state, number, from_, to, disconnected_by, started_after, started_before
-    )
     try:
         rows, next_cursor = store.list_calls(session, account, where, limit, cursor)
     except store.BadCursor:
@@ -264,20 +258,9 @@ def list_calls(
 def export_calls(
     database: DatabaseDep,
     account: AccountId,
-    status: StatusQ = None,
-    service: ServiceQ = None,
-    state: StateQ = None,
-    number: NumberQ = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    disconnected_by: DiscQ = None,
-    started_after: AfterQ = None,
-    started_before: BeforeQ = None,
+    where: FilterDep,
 ) -> StreamingResponse:
     """Every call matching the filters as CSV, streamed in batches (any size)."""
-    where = _filter(
-        status, service, state, number, from_, to, disconnected_by, started_after, started_before
-    )
 
     def stream() -> Iterator[str]:
         with database.sessions() as session:
