@@ -36,7 +36,7 @@ step() {  # run a check, remember a failure, go on so one run shows every proble
 }
 
 step "ruff (lint)" ruff check src tests bench
-step "mypy --strict (core, sip, lines)" mypy
+step "mypy --strict (the whole package)" mypy
 step "import-linter (architecture)" lint-imports
 step "generated docs are current" python3 -m legato.docsgen --check
 step "example scenarios" legato simulate examples/scenarios --check

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -22,6 +23,7 @@ from legato.webhooks.models import (
     WebhookEvent,
 )
 from legato.webhooks.outbox import on_call_writes
+from legato.webhooks.settings import WebhookSettings
 
 from .kit import (
     FAST,
@@ -401,3 +403,15 @@ def test_the_writer_remembers_endpoints_but_sees_changes(
     time.sleep(0.4)
     third = calls_with_events(database, account, 1)[0]
     assert _stored_types(database, third) == []
+
+
+def test_back_off_doubles_with_jitter_up_to_its_cap_for_any_attempt_count() -> None:
+    """Equal jitter: between half and all of base*2^(n-1), capped; an endpoint down for a
+    week with LEGATO_WEBHOOK_MAX_ATTEMPTS in the thousands still gets a delay (2.0**1024
+    would overflow)."""
+    settings = WebhookSettings(backoff_base=2.0, backoff_max=3600.0)
+    rng = random.Random(1)
+    for attempts, full in ((1, 2.0), (2, 4.0), (5, 32.0), (12, 3600.0), (5000, 3600.0)):
+        delays = [settings.backoff(attempts, rng) for _ in range(200)]
+        assert all(full / 2 <= d <= full for d in delays), (attempts, min(delays), max(delays))
+        assert max(delays) - min(delays) > full / 4  # spread, not one instant

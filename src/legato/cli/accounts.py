@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,7 +45,7 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List accounts and their keys (prefixes only: secrets are never stored)."""
     database = open_store(db)
     with database.session() as s:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": a.id,
                 "name": a.name,

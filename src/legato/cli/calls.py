@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -231,9 +231,10 @@ def report(
     database = open_store(db)
     acc = resolve_account(database, account)
     with database.session() as s:
-        rep = reports.summary(
-            s, acc, parse_time("--since", since), parse_time("--until", until), group_by
-        )  # type: ignore[arg-type]
+        rep = reports.summary(  # group_by was checked against reports.GROUPS above
+            s, acc, parse_time("--since", since), parse_time("--until", until),
+            cast(reports.GroupBy | None, group_by),
+        )
     if as_json:
         echo_json(rep)
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -71,7 +71,7 @@ def serve(
 
     if driver not in ("sim", "sip"):
         fail(f"--driver: must be sim or sip, not {driver!r}", 2)
-    extra = {}
+    extra: dict[str, Any] = {}
     if driver == "sip":
         from legato.drivers.sip import SipConfigError, SipDriverConfig, Trunk, parse_listen
         from legato.media.call import MediaConfig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -15,7 +16,7 @@ from legato.core.catalogue import CATALOGUE
 @app.command()
 def statuses(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print the 21 call status codes, the services they apply to and what they mean."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "code": row.code.value,
             "services": sorted(s.value for s in row.services),

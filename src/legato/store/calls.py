@@ -146,6 +146,8 @@ def _new_call(
 
 
 _CALLS = cast(Table, Call.__table__)
+_LEGS = cast(Table, Leg.__table__)
+_EVENTS = cast(Table, Event.__table__)
 _INSERT_CALL = _CALLS.insert()
 #: Every column of the calls table with its model default (None where it has none).
 _CALL_DEFAULTS = tuple((column.key, column.default) for column in _CALLS.columns)
@@ -224,7 +226,8 @@ def save_lives(session: Session, lives: Sequence[Live]) -> None:
     now = utcnow()
     groups: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
     for live in lives:
-        row = {"b_id": live.call_id, "b_record": live.record, "b_journal": live.journal}
+        row: dict[str, Any] = {
+            "b_id": live.call_id, "b_record": live.record, "b_journal": live.journal}
         row["b_snapshot"] = live.snapshot
         if live.snapshot is not None:  # the first write since the call started
             row["b_started_at"] = _started(live.record)
@@ -246,7 +249,7 @@ def save_lives(session: Session, lives: Sequence[Live]) -> None:
 #: A call's start as its record gives it (the runtime starts a call after its row was
 #: stored: the record's times count from that start), else the stored one.
 _STARTED_AT = func.coalesce(
-    bindparam("b_started_at", type_=UTCDateTime()), Call.__table__.c.started_at
+    bindparam("b_started_at", type_=UTCDateTime()), _CALLS.c.started_at
 )
 
 
@@ -257,7 +260,7 @@ def _started(record: dict[str, Any]) -> datetime | None:
 def _update_open(values: dict[str, Any]) -> Any:
     """UPDATE calls SET values WHERE id = :b_id, unless the call is completed (Core: the
     writer's hot path needs no ORM session bookkeeping)."""
-    calls = Call.__table__
+    calls = _CALLS
     return (
         calls.update()
         .where(calls.c.id == bindparam("b_id"), calls.c.state != COMPLETED)
@@ -310,7 +313,7 @@ class Ending:
 def prepare_finals(session: Session, finals: Sequence[Final]) -> Ending:
     """The reading and row-building half of `finish_calls`: no write, so a writer can do
     it before taking SQLite's write lock (the runtime's writer does)."""
-    calls = Call.__table__
+    calls = _CALLS
     if not finals:
         return Ending()
     ids = list(dict.fromkeys(f.call_id for f in finals))
@@ -368,9 +371,9 @@ def apply_finals(session: Session, ending: Ending) -> list[str]:
             values["snapshot"] = bindparam("b_snapshot")
         session.execute(_update_open(values), rows)
     if ending.legs:
-        session.execute(Leg.__table__.insert(), ending.legs)
+        session.execute(_LEGS.insert(), ending.legs)
     if ending.events:
-        session.execute(Event.__table__.insert(), ending.events)
+        session.execute(_EVENTS.insert(), ending.events)
     return ending.finished
 
 

@@ -95,8 +95,8 @@ class SqliteWriteGate:
             finally:
                 self._release(connection)
 
-        dialect.do_commit = do_commit  # type: ignore[method-assign]
-        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+        dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
         event.listen(engine.pool, "close", lambda conn, _rec: self._release(conn))
         event.listen(engine.pool, "invalidate", lambda conn, _rec, _exc: self._release(conn))
 

@@ -22,11 +22,11 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
+from sqlalchemy import Table, exists, func, insert, or_, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 import legato
@@ -423,8 +423,9 @@ class DeliveryWorker:
         error: str | None = None
         excerpt: str | None = None
         try:
-            status, excerpt = await asyncio.wait_for(self._post(claim, headers), timeout)
-            if not 200 <= status < 300:
+            code, excerpt = await asyncio.wait_for(self._post(claim, headers), timeout)
+            status = code
+            if not 200 <= code < 300:
                 error = f"HTTP {status}"
         except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
             error = f"timeout: no complete response within {timeout:g} s"
@@ -534,7 +535,7 @@ class DeliveryWorker:
             if not outcomes:
                 return
             session.execute(insert(WebhookAttempt), attempts)
-            t = d.__table__
+            t = cast(Table, d.__table__)
             for (state, code, error, next_at), ids in alike.items():
                 session.execute(  # only this worker's claims are touched
                     update(t)

@@ -66,5 +66,6 @@ class WebhookSettings:
         """Delay before the next attempt after `attempts` failures: exponential, capped,
         with "equal jitter" (half fixed, half random) so retries of many deliveries spread
         out without ever retrying at once."""
-        delay = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
+        doublings = min(max(0, attempts - 1), 64)  # 2.0 ** 1024 would overflow
+        delay = min(self.backoff_max, self.backoff_base * 2.0**doublings)
         return delay / 2 + (rng or random).uniform(0, delay / 2)
