@@ -235,12 +235,12 @@ def test_no_ack_ends_the_call_with_bye(net: Net) -> None:
     events = net.take(B)
     reason = Reason("SIP", 408, "ACK not received")
     # the driver learns at once that nobody is there (it did not ask for this BYE) ...
-    assert [e for e in events if isinstance(e, ev.Unacknowledged)] == [
-        ev.Unacknowledged(b_leg, reason)]
+    assert [e for e in events if isinstance(e, ev.Lost)] == [
+        ev.Lost(b_leg, reason)]
     # ... and then that the BYE completed
     ended = [e for e in events if isinstance(e, ev.Ended)]
     assert ended and ended[0].by == "local" and ended[0].reason == reason
-    assert events.index(ended[0]) > events.index(ev.Unacknowledged(b_leg, reason))
+    assert events.index(ended[0]) > events.index(ev.Lost(b_leg, reason))
     retrans = [line for line in net.lines(A) if line == "SIP/2.0 200 OK"]
     assert 8 <= len(retrans) <= 12  # 0, .5, 1.5, 3.5, 7.5, 11.5 ... capped at T2
 
@@ -277,6 +277,44 @@ def test_re_invite_and_update_are_passed_through(net: Net) -> None:
     assert [e.status for e in net.take(B) if isinstance(e, ev.DialogResponse)] == [200]
     with pytest.raises(LocalProtocolError):
         ua(net, B).respond_request(update.request_id, 200, net.now)
+
+
+@pytest.mark.parametrize("status", [481, 408])
+def test_481_or_408_to_a_request_in_the_dialog_ends_the_session(net: Net, status: int) -> None:
+    """§12.2.1.2 / §14.1: the far end no longer knows the dialog (481) or did not answer
+    (408): the UA that sent the re-INVITE ends the session with BYE and tells its driver
+    (`Lost`), which did not ask for that BYE."""
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    ua(net, A).request(a_leg, "INVITE", net.now, body=b"v=0 hold\r\n")
+    net.advance(0.05)
+    (reinvite,) = net.take(B)
+    assert isinstance(reinvite, ev.DialogRequest)
+    ua(net, B).respond_request(reinvite.request_id, status, net.now)
+    net.advance(0.5)
+    events = net.take(A)
+    reason = Reason("SIP", status, "Call/Transaction Does Not Exist" if status == 481
+                    else "Request Timeout")
+    assert [type(e) for e in events] == [ev.DialogResponse, ev.Lost, ev.Ended]
+    assert isinstance(events[0], ev.DialogResponse) and events[0].status == status
+    assert events[1:] == [ev.Lost(a_leg, reason), ev.Ended(a_leg, "local", reason, 200)]
+    assert ev.Ended(b_leg, "remote", reason) in net.take(B)  # the BYE says why
+
+
+def test_no_answer_at_all_to_a_request_in_the_dialog_ends_the_session(net: Net) -> None:
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    net.drop = lambda src, dst, data: data.startswith(b"INFO")  # B never sees it
+    ua(net, A).request(a_leg, "INFO", net.now, body=b"Signal=1\r\n",
+                       content_type="application/dtmf-relay")
+    net.advance(40)  # Timer F: 64*T1
+    events = net.take(A)
+    assert [type(e) for e in events] == [ev.DialogResponse, ev.Lost, ev.Ended]
+    lost = events[1]
+    assert isinstance(lost, ev.Lost) and (lost.leg, lost.reason.cause) == (a_leg, 408)
+    assert [type(e) for e in net.take(B)] == [ev.Ended]  # the BYE did get through
 
 
 def test_options_answered_in_and_out_of_dialog(net: Net) -> None:

@@ -23,7 +23,7 @@ from legato.sip.transport import SipTransport
 from legato.sip.ua import UAConfig
 
 from .harness import TIMERS, Case, Peer, answer, finish_sipp, free_port, run_sip, start_sipp
-from .test_statuses import AGENT, CALLER, NUMBER, dial
+from .test_statuses import AGENT, CALLER, CUSTOMER, NUMBER, dial
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed")
 
@@ -162,6 +162,26 @@ def test_a_caller_whose_ack_never_comes_is_hung_up_and_the_call_ends(tmp_path: P
     caller = record.legs[0]
     assert (caller.leg, caller.outcome, caller.ended_by) == (1, "ANSWERED", "leg1")
     assert caller.ended_at - caller.answered_at >= 64 * TIMERS.t1  # the 200 went on that long
+
+
+def test_a_leg_that_lost_its_dialog_ends_the_call(tmp_path: Path) -> None:
+    """RFC 3261 §12.2.1.2: click-to-call's agent answers the re-INVITE that connects it to
+    the customer with 481 (its side of the dialog is gone): Legato ends that session with
+    a BYE saying `SIP;cause=481`, and the call ends as the agent's hang-up, the customer
+    getting a BYE too. Before, the call went on with the agent held and unreachable."""
+    case = Case(
+        "lost dialog", {"name": "lost dialog", "service": "click_to_call", "number": NUMBER,
+                        "from": AGENT, "to": CUSTOMER},
+        {AGENT: Peer("uas_answer_refuse_reinvite.xml", sets={"ring_ms": 100}),
+         CUSTOMER: answer(100)}, "ANSWER", "leg1",
+    )
+    record, peers = asyncio.run(run_sip(case, tmp_path))
+    for name, rc, out in peers:
+        assert rc == 0, f"{name} failed:\n{out}"
+    assert (record.status, record.disconnected_by, record.connected_to) == (
+        "ANSWER", "leg1", CUSTOMER)
+    assert [(leg.leg, leg.outcome, leg.ended_by) for leg in record.legs] == [
+        (1, "ANSWERED", "leg1"), (2, "ANSWERED", "platform")]
 
 
 def test_a_call_that_cannot_be_started_is_refused_with_500() -> None:

@@ -72,10 +72,12 @@ class Confirmed:
 
 
 @dataclass(frozen=True, slots=True)
-class Unacknowledged:
-    """Our 2xx was re-sent for 64*T1 and no ACK came (RFC 3261 §13.3.1.4): the session is
-    over. The user agent has sent a BYE carrying `reason` (`SIP;cause=408`); nobody asked
-    for it, so the driver must end the call. An `Ended` follows when that BYE completes."""
+class Lost:
+    """The far end of a confirmed leg is gone, so the user agent ended the session itself
+    with a BYE carrying `reason`: no ACK came for our 2xx in 64*T1 (RFC 3261 §13.3.1.4,
+    `SIP;cause=408`), or a request inside the dialog got 408, 481 or no answer
+    (§12.2.1.2, `SIP;cause=408|481`). Nobody asked for that BYE: the driver must end the
+    call. An `Ended` follows when the BYE completes."""
 
     leg: int
     reason: Reason
@@ -129,7 +131,7 @@ Event = (
     | Failed
     | Cancelled
     | Confirmed
-    | Unacknowledged
+    | Lost
     | Ended
     | DialogRequest
     | DialogResponse

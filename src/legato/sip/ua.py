@@ -55,6 +55,8 @@ _CLIENT, _SERVER, _LEG = 0, 1, 2
 # How long a peer on RFC 3261's default timers (T1 = 500 ms) may retransmit a BYE: 64*T1.
 # Our own T1 may be shorter (a LAN deployment, the tests); the peer's is not ours to know.
 _PEER_RETRANSMIT_WINDOW = 64 * 0.5
+#: Final responses to a request inside a dialog that mean the dialog is gone (§12.2.1.2).
+_DIALOG_GONE = frozenset({408, 481})
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z")
 
@@ -809,6 +811,8 @@ class UserAgent:
                     leg.dialog.update_from_response(response)
                 self._send_ack(leg, tx.request.cseq.seq, now, b"", "", tx)
             self._events.append(ev.DialogResponse(leg.id, response, method, status))
+            if status in _DIALOG_GONE:
+                self._lose(leg, now, Reason("SIP", status, response.reason))
 
     def _invite_response(
         self, leg: _Leg, tx: ClientTransaction, response: Response, now: float
@@ -985,6 +989,7 @@ class UserAgent:
             self._finish(leg)
         elif method != "CANCEL":
             self._events.append(ev.DialogResponse(leg.id, None, method, status))
+            self._lose(leg, self._now, Reason("SIP", status, phrase))
 
     # ------------------------------------------------------------ leg timers
     def _start_2xx_retransmission(self, leg: _Leg, data: bytes, now: float) -> None:
@@ -1004,15 +1009,20 @@ class UserAgent:
             leg.retrans_data = None
             leg.retrans_next = None
             leg.retrans_give_up = 0.0
-            reason = Reason("SIP", 408, "ACK not received")
-            if leg.state == "confirmed":
-                self._send_bye(leg, now, reason)
-                self._events.append(ev.Unacknowledged(leg.id, reason))
+            self._lose(leg, now, Reason("SIP", 408, "ACK not received"))
             return
         self._out.append((leg.retrans_data, leg.reply_to))
         leg.retrans_interval = min(leg.retrans_interval * 2, self.config.timers.t2)
         leg.retrans_next = min(now + leg.retrans_interval, leg.retrans_give_up)
         self._push(leg.retrans_next, _LEG, leg.id)
+
+    def _lose(self, leg: _Leg, now: float, reason: Reason) -> None:
+        """The far end is gone (§13.3.1.4, §12.2.1.2): end a confirmed session with BYE
+        and tell the driver, which did not ask for it."""
+        if leg.state != "confirmed":
+            return
+        self._send_bye(leg, now, reason)
+        self._events.append(ev.Lost(leg.id, reason))
 
     def _finish(self, leg: _Leg) -> None:
         """The leg is over for the driver: forget it (transactions finish on their own).

@@ -404,9 +404,10 @@ class SipDriver:
         if event.by == "remote":
             self._feed(sc, LegHangup(leg, _cause(event.reason)))
 
-    def _unacknowledged(self, sc: _SipCall, leg: int, event: ev.Unacknowledged) -> None:
-        """The caller never ACKed our 200 (its side is gone: it may even think the call
-        ended, its BYE lost too): the leg is over as if its far end hung up."""
+    def _lost(self, sc: _SipCall, leg: int, event: ev.Lost) -> None:
+        """The stack ended a leg whose far end is gone (no ACK for our 200, or 408/481 to
+        a request in the dialog): over as if that end hung up. A caller that never ACKed
+        may even think it hung up itself (its BYE lost too)."""
         self._drop_leg(sc, leg, event.leg)
         self._feed(sc, LegHangup(leg, _cause(event.reason)))
 
@@ -953,7 +954,7 @@ _SIP_HANDLERS: dict[type, Callable[[SipDriver, _SipCall, int, Any], None]] = {
     ev.Failed: SipDriver._failed,
     ev.Cancelled: SipDriver._cancelled,
     ev.Ended: SipDriver._ended,
-    ev.Unacknowledged: SipDriver._unacknowledged,
+    ev.Lost: SipDriver._lost,
     ev.Confirmed: SipDriver._confirmed,
     ev.DialogRequest: SipDriver._dialog_request,
     ev.DialogResponse: SipDriver._dialog_response,
