@@ -273,3 +273,12 @@ def test_header_editing_helpers() -> None:
     assert msg.get("X-Custom") is None
     msg.body = b"changed"
     assert b"Content-Length: 7\r\n" in msg.to_bytes()
+
+
+@pytest.mark.parametrize(("status", "phrase"), [
+    (200, "OK"), (422, "Session Interval Too Small"), (429, "Provide Referrer Identity"),
+    (607, "Unwanted"), (608, "Rejected"), (699, "Unknown"),
+])
+def test_a_built_response_carries_the_registrys_phrase(status: int, phrase: str) -> None:
+    """Every IANA-registered code gets its phrase (the one table the cause map uses too)."""
+    assert Response(status).to_bytes().split(b"\r\n", 1)[0] == f"SIP/2.0 {status} {phrase}".encode()
