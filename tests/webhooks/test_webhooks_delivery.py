@@ -203,7 +203,8 @@ def test_endpoint_disabled_after_failures_keeps_events(
     account, _ = new_account(database)
     endpoint_id, _ = endpoint(database, account, receiver.url)
     calls_with_events(database, account, 1)
-    with running_worker(database, replace(FAST, disable_after=4, max_attempts=100)):
+    settings = replace(FAST, disable_after=4, disable_after_seconds=0.3, max_attempts=100)
+    with running_worker(database, settings):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with database.session() as s:
@@ -213,7 +214,9 @@ def test_endpoint_disabled_after_failures_keeps_events(
                     break
             time.sleep(0.05)
         assert ep is not None and not ep.enabled and ep.disabled_by == "failures"
-        assert "4 consecutive failed attempts" in (ep.disabled_reason or "")
+        assert "4 consecutive failed attempts over at least 0.3 s" in (ep.disabled_reason or "")
+        assert ep.failing_since is not None and ep.disabled_at is not None
+        assert (ep.disabled_at - ep.failing_since).total_seconds() >= 0.3
         assert "HTTP 500" in (ep.disabled_reason or "")
         n = len(receiver.requests)
         time.sleep(0.5)
@@ -225,6 +228,41 @@ def test_endpoint_disabled_after_failures_keeps_events(
         with database.session() as s:
             manage.update_endpoint(s, account, endpoint_id, enabled=True)
         receiver.wait(lambda got: len({r.msg_id for r in got}) >= 2 * EVENTS_PER_CALL)
+    assert_in_order_per_call(receiver.delivered())
+
+
+def test_a_short_outage_under_load_does_not_disable_the_endpoint(
+    database: Database, receiver: Receiver
+) -> None:
+    """Many failed attempts in a short time (a receiver restarting while calls keep
+    ending) are not a reason to disable: the run must also last `disable_after_seconds`.
+    When the receiver is back, everything arrives without the account doing anything."""
+    receiver.behaviour = Behaviour(status=503)
+    account, _ = new_account(database)
+    endpoint_id, _ = endpoint(database, account, receiver.url)
+    calls_with_events(database, account, 3)
+    settings = replace(FAST, disable_after=4, disable_after_seconds=3600, max_attempts=1000)
+    with running_worker(database, settings):
+        deadline = time.monotonic() + 10
+        while len(receiver.requests) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)  # well past 4 failed attempts
+        time.sleep(0.3)  # recorded (every 100 ms)
+        with database.session() as s:
+            ep = s.get(WebhookEndpoint, endpoint_id)
+            assert ep is not None and ep.enabled and ep.consecutive_failures >= 4
+            assert ep.failing_since is not None
+        receiver.behaviour = Behaviour(status=200)
+        receiver.wait(lambda got: len({r.msg_id for r in got}) >= 3 * EVENTS_PER_CALL)
+        deadline = time.monotonic() + 5  # attempts are recorded every 100 ms
+        while True:
+            with database.session() as s:
+                ep = s.get(WebhookEndpoint, endpoint_id)
+                assert ep is not None and ep.enabled
+                doc = manage.endpoint_document(ep)
+            if doc["consecutive_failures"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert (doc["consecutive_failures"], doc["failing_since"]) == (0, None)
     assert_in_order_per_call(receiver.delivered())
 
 

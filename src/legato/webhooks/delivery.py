@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import aiohttp
-from sqlalchemy import Table, exists, func, insert, or_, select, update
+from sqlalchemy import Table, exists, func, insert, literal, or_, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import aliased
 
@@ -558,34 +558,53 @@ class DeliveryWorker:
     def _count_failures(
         self, session: Any, endpoint_id: str, seen: list[Outcome], now: datetime
     ) -> None:
-        """Track the endpoint's run of consecutive failures; disable it past the limit."""
+        """Track the endpoint's run of consecutive failures (how many, since when); disable
+        it once the run is both `disable_after` attempts long and `disable_after_seconds`
+        old: under load a short outage fails hundreds of attempts in seconds."""
         e = WebhookEndpoint
         last_ok = max((i for i, o in enumerate(seen) if o.ok), default=-1)
         trailing = len(seen) - last_ok - 1
-        count = trailing if last_ok >= 0 else e.consecutive_failures + trailing
+        first_failure = seen[last_ok + 1].at if trailing else None
+        if last_ok >= 0:  # the run starts over after the last success
+            count: Any = trailing
+            since: Any = first_failure
+        else:
+            count = e.consecutive_failures + trailing
+            since = func.coalesce(e.failing_since, literal(first_failure, e.failing_since.type))
         session.execute(
             update(e)
             .where(e.id == endpoint_id)
-            .values(consecutive_failures=count)
+            .values(consecutive_failures=count, failing_since=since)
             .execution_options(synchronize_session=False)
         )
         limit = self.settings.disable_after
         if limit <= 0 or trailing == 0:
             return
         last = seen[-1]
+        lasted = timedelta(seconds=self.settings.disable_after_seconds)
+        span = f" over at least {_duration(lasted)}" if lasted else ""
         reason = (
-            f"disabled after {limit} consecutive failed attempts; the last one, at "
+            f"disabled after {limit} consecutive failed attempts{span}; the last one, at "
             f"{last.at.isoformat(timespec='seconds')}, to {last.claim.url}: {last.error}. "
             "Fix the receiver, then enable the endpoint again: pending events are kept."
         )
         session.execute(
             update(e)
-            .where(e.id == endpoint_id, e.enabled.is_(True), e.consecutive_failures >= limit)
+            .where(e.id == endpoint_id, e.enabled.is_(True), e.consecutive_failures >= limit,
+                   e.failing_since <= now - lasted)
             .values(enabled=False, disabled_by="failures", disabled_reason=reason, disabled_at=now)
             .execution_options(synchronize_session=False)
         )
         # A Core statement: the writer's memory of endpoints would not see it.
         sa_event.listen(session, "after_commit", lambda _s: outbox.forget_endpoints(), once=True)
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 __all__ = ["CALLBACK", "DeliveryWorker", "signing_keys"]

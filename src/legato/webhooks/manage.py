@@ -151,6 +151,7 @@ def update_endpoint(
         endpoint.enabled = True
         endpoint.disabled_by = endpoint.disabled_reason = endpoint.disabled_at = None
         endpoint.consecutive_failures = 0
+        endpoint.failing_since = None
     elif enabled is False and endpoint.enabled:
         endpoint.enabled = False
         endpoint.disabled_by = "user"
@@ -206,6 +207,7 @@ def endpoint_document(endpoint: WebhookEndpoint, secret: str | None = None) -> d
         "disabled_reason": endpoint.disabled_reason,
         "disabled_at": _iso(endpoint.disabled_at),
         "consecutive_failures": endpoint.consecutive_failures,
+        "failing_since": _iso(endpoint.failing_since),
         "previous_secret_expires_at": _iso(endpoint.previous_expires_at)
         if endpoint.previous_secret
         else None,

@@ -55,6 +55,8 @@ class WebhookEndpoint(Base):
     disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: When the current run of failed attempts began (None: the last attempt succeeded).
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
     secret: Mapped[str] = mapped_column(String(100))
     #: The secret before the last rotation; it keeps signing until `previous_expires_at`.
     previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)

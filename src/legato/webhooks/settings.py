@@ -11,6 +11,10 @@ class SettingsError(ValueError):
     """A LEGATO_WEBHOOK_* variable is not a valid value."""
 
 
+#: Settings where 0 means "never" or "at once" rather than a mistake.
+_ZERO_ALLOWED = ("disable_after", "disable_after_seconds", "rotation_overlap")
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
     """How the delivery worker sends. Each field reads `LEGATO_WEBHOOK_<FIELD>`."""
@@ -22,8 +26,11 @@ class WebhookSettings:
     #: First retry delay; each retry doubles it, up to `backoff_max`, with jitter.
     backoff_base: float = 2.0
     backoff_max: float = 3600.0
-    #: Consecutive failed attempts after which an endpoint is disabled (0: never).
+    #: Consecutive failed attempts after which an endpoint is disabled (0: never) ...
     disable_after: int = 100
+    #: ... once that run of failures has also lasted this long (0: at once), so that an
+    #: outage of a few hours under load never needs the account to enable it again.
+    disable_after_seconds: float = 86400.0
     #: Deliveries in flight at once, per worker.
     concurrency: int = 256
     #: How long a claimed delivery stays reserved to its worker (must exceed `timeout`).
@@ -36,7 +43,7 @@ class WebhookSettings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value < 0 or (value == 0 and f.name not in ("disable_after", "rotation_overlap")):
+            if value < 0 or (value == 0 and f.name not in _ZERO_ALLOWED):
                 raise SettingsError(f"LEGATO_WEBHOOK_{f.name.upper()}: must be > 0, not {value}")
         if self.lease <= self.timeout:
             raise SettingsError(

@@ -80,6 +80,9 @@ class Endpoint(BaseModel):
     disabled_reason: str | None = Field(description="why it was disabled, for the account")
     disabled_at: str | None
     consecutive_failures: int
+    failing_since: str | None = Field(
+        description="when the current run of failed attempts began; null after a success"
+    )
     previous_secret_expires_at: str | None = Field(
         description="while set, the previous secret also signs (a second `v1,` signature)"
     )
