@@ -51,6 +51,23 @@ def answer(net: Net, b_leg: int) -> None:
     net.advance(0.05)
 
 
+def established(net: Net) -> tuple[int, int]:
+    """A call from A to B, answered and ACKed, its events taken."""
+    a_leg, b_leg = call(net)
+    answer(net, b_leg)
+    net.take(A), net.take(B)
+    return a_leg, b_leg
+
+
+def reinvite(net: Net, a_leg: int) -> ev.DialogRequest:
+    """A re-INVITEs (hold); B's DialogRequest for it."""
+    ua(net, A).request(a_leg, "INVITE", net.now, body=b"v=0 hold\r\n")
+    net.advance(0.05)
+    (request,) = net.take(B)
+    assert isinstance(request, ev.DialogRequest) and request.request.body == b"v=0 hold\r\n"
+    return request
+
+
 def test_basic_call_answer_and_bye_from_caller(net: Net) -> None:
     a_leg, b_leg = call(net)
     answer(net, b_leg)
@@ -256,14 +273,9 @@ def test_no_response_at_all_fails_with_408_after_timer_b(net: Net) -> None:
 
 
 def test_re_invite_and_update_are_passed_through(net: Net) -> None:
-    a_leg, b_leg = call(net)
-    answer(net, b_leg)
-    net.take(A), net.take(B)
-    ua(net, A).request(a_leg, "INVITE", net.now, body=b"v=0 hold\r\n")
-    net.advance(0.05)
-    (reinvite,) = net.take(B)
-    assert isinstance(reinvite, ev.DialogRequest) and reinvite.request.body == b"v=0 hold\r\n"
-    ua(net, B).respond_request(reinvite.request_id, 200, net.now, body=b"v=0 held\r\n")
+    a_leg, b_leg = established(net)
+    hold = reinvite(net, a_leg)
+    ua(net, B).respond_request(hold.request_id, 200, net.now, body=b"v=0 held\r\n")
     net.advance(0.05)
     (resp,) = net.take(A)
     assert isinstance(resp, ev.DialogResponse) and resp.status == 200 and resp.method == "INVITE"
@@ -284,14 +296,8 @@ def test_481_or_408_to_a_request_in_the_dialog_ends_the_session(net: Net, status
     """§12.2.1.2 / §14.1: the far end no longer knows the dialog (481) or did not answer
     (408): the UA that sent the re-INVITE ends the session with BYE and tells its driver
     (`Lost`), which did not ask for that BYE."""
-    a_leg, b_leg = call(net)
-    answer(net, b_leg)
-    net.take(A), net.take(B)
-    ua(net, A).request(a_leg, "INVITE", net.now, body=b"v=0 hold\r\n")
-    net.advance(0.05)
-    (reinvite,) = net.take(B)
-    assert isinstance(reinvite, ev.DialogRequest)
-    ua(net, B).respond_request(reinvite.request_id, status, net.now)
+    a_leg, b_leg = established(net)
+    ua(net, B).respond_request(reinvite(net, a_leg).request_id, status, net.now)
     net.advance(0.5)
     events = net.take(A)
     reason = Reason("SIP", status, "Call/Transaction Does Not Exist" if status == 481
@@ -303,9 +309,7 @@ def test_481_or_408_to_a_request_in_the_dialog_ends_the_session(net: Net, status
 
 
 def test_no_answer_at_all_to_a_request_in_the_dialog_ends_the_session(net: Net) -> None:
-    a_leg, b_leg = call(net)
-    answer(net, b_leg)
-    net.take(A), net.take(B)
+    a_leg, _b_leg = established(net)
     net.drop = lambda src, dst, data: data.startswith(b"INFO")  # B never sees it
     ua(net, A).request(a_leg, "INFO", net.now, body=b"Signal=1\r\n",
                        content_type="application/dtmf-relay")

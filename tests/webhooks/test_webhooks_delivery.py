@@ -196,13 +196,19 @@ def test_given_up_event_lets_the_next_one_go(database: Database, receiver: Recei
     assert [r.json["sequence"] for r in receiver.delivered()] == list(range(2, EVENTS_PER_CALL + 1))
 
 
+def failing(database: Database, receiver: Receiver, status: int, calls: int) -> tuple[str, str]:
+    """A receiver answering `status`, an endpoint for it, and `calls` calls' events."""
+    receiver.behaviour = Behaviour(status=status)
+    account, _ = new_account(database)
+    endpoint_id, _ = endpoint(database, account, receiver.url)
+    calls_with_events(database, account, calls)
+    return account, endpoint_id
+
+
 def test_endpoint_disabled_after_failures_keeps_events(
     database: Database, receiver: Receiver
 ) -> None:
-    receiver.behaviour = Behaviour(status=500)
-    account, _ = new_account(database)
-    endpoint_id, _ = endpoint(database, account, receiver.url)
-    calls_with_events(database, account, 1)
+    account, endpoint_id = failing(database, receiver, 500, calls=1)
     settings = replace(FAST, disable_after=4, disable_after_seconds=0.3, max_attempts=100)
     with running_worker(database, settings):
         deadline = time.monotonic() + 10
@@ -237,10 +243,7 @@ def test_a_short_outage_under_load_does_not_disable_the_endpoint(
     """Many failed attempts in a short time (a receiver restarting while calls keep
     ending) are not a reason to disable: the run must also last `disable_after_seconds`.
     When the receiver is back, everything arrives without the account doing anything."""
-    receiver.behaviour = Behaviour(status=503)
-    account, _ = new_account(database)
-    endpoint_id, _ = endpoint(database, account, receiver.url)
-    calls_with_events(database, account, 3)
+    _, endpoint_id = failing(database, receiver, 503, calls=3)
     settings = replace(FAST, disable_after=4, disable_after_seconds=3600, max_attempts=1000)
     with running_worker(database, settings):
         deadline = time.monotonic() + 10
