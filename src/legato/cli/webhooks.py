@@ -68,7 +68,8 @@ def _overlap(overlap: float | None) -> float:
 
 
 def _print_endpoint(doc: dict[str, Any]) -> None:
-    for key in ("id", "url", "events", "enabled", "disabled_reason", "consecutive_failures"):
+    for key in ("id", "url", "events", "enabled", "disabled_reason", "consecutive_failures",
+                "failing_since"):
         value = doc.get(key)
         if key == "events":
             value = ", ".join(value) if value else "(all)"
@@ -117,7 +118,8 @@ def list_(db: DbOption = None, account: AccountOpt = None, as_json: JsonOption =
             d["url"],
             ", ".join(d["events"]) or "(all)",
             "yes" if d["enabled"] else "no",
-            str(d["consecutive_failures"]),
+            str(d["consecutive_failures"])
+            + (f" since {d['failing_since']}" if d["failing_since"] else ""),
             d["disabled_reason"] or "",
         )
     Console().print(table)
