@@ -269,6 +269,26 @@ def test_a_short_outage_under_load_does_not_disable_the_endpoint(
     assert_in_order_per_call(receiver.delivered())
 
 
+def test_an_endpoint_that_answers_again_gets_its_backlog_at_once(
+    database: Database, receiver: Receiver
+) -> None:
+    """After an outage the first success shows the receiver is back: events waiting out
+    a long back-off (30-60 s here, up to an hour by default) are sent at once, in order,
+    not at their next turn."""
+    account, _ = failing(database, receiver, 503, calls=2)
+    settings = replace(FAST, backoff_base=60.0, backoff_max=60.0, max_attempts=10)
+    with running_worker(database, settings):
+        deadline = time.monotonic() + 10
+        while len(receiver.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # each call's first event failed; the next try is 30-60 s away
+        time.sleep(0.3)  # recorded
+        receiver.behaviour = Behaviour(status=200)
+        calls_with_events(database, account, 1)  # a new call's events: delivered, a success
+        receiver.wait(lambda got: len({r.msg_id for r in got}) >= 3 * EVENTS_PER_CALL,
+                      timeout=10)
+    assert_in_order_per_call(receiver.delivered())
+
+
 def test_redeliver_one_event_and_failed_range(database: Database, receiver: Receiver) -> None:
     account, _ = new_account(database)
     endpoint_id, _ = endpoint(database, account, receiver.url)

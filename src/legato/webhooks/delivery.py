@@ -107,6 +107,8 @@ class DeliveryWorker:
         self._failed: dict[tuple[str, str], float] = {}
         #: (endpoint, call) -> attempts sent and waiting to be recorded.
         self._unrecorded: Counter[tuple[str, str]] = Counter()
+        #: Endpoints whose last recorded attempt failed (the recorder's own bookkeeping).
+        self._failing: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aiohttp.ClientSession | None = None
         self._stopping = False
@@ -577,6 +579,14 @@ class DeliveryWorker:
             .values(consecutive_failures=count, failing_since=since)
             .execution_options(synchronize_session=False)
         )
+        recovered = last_ok >= 0 and (
+            endpoint_id in self._failing or not all(o.ok for o in seen[:last_ok]))
+        if trailing:
+            self._failing.add(endpoint_id)
+        else:
+            self._failing.discard(endpoint_id)
+        if recovered:
+            session.execute(_due_now(endpoint_id, now))
         limit = self.settings.disable_after
         if limit <= 0 or trailing == 0:
             return
@@ -597,6 +607,20 @@ class DeliveryWorker:
         )
         # A Core statement: the writer's memory of endpoints would not see it.
         sa_event.listen(session, "after_commit", lambda _s: outbox.forget_endpoints(), once=True)
+
+
+def _due_now(endpoint_id: str, now: datetime) -> Any:
+    """An endpoint that answers again after failing is back: its deliveries waiting out
+    a back-off (up to an hour after a long outage) are due now, not at their next turn.
+    Per-call order still holds: the claims send a call's events one after another."""
+    d = WebhookDelivery
+    return (
+        update(d)
+        .where(d.endpoint_id == endpoint_id, d.state == PENDING, d.next_attempt_at > now,
+               d.leased_by.is_(None))
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _duration(span: timedelta) -> str:
