@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from legato.store import calls as call_store
 from legato.store.db import Database
 from legato.testing import free_port
-from legato.webhooks import manage
+from legato.webhooks import manage, outbox
 from legato.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -220,6 +220,9 @@ def test_endpoint_disabled_after_failures_keeps_events(
                     break
             time.sleep(0.05)
         assert ep is not None and not ep.enabled and ep.disabled_by == "failures"
+        with database.session() as s:  # the writer's memory of endpoints saw the disable
+            (remembered,) = outbox._endpoints(s, [account])[account]
+            assert not remembered.enabled
         assert "4 consecutive failed attempts over at least 0.3 s" in (ep.disabled_reason or "")
         assert ep.failing_since is not None and ep.disabled_at is not None
         assert (ep.disabled_at - ep.failing_since).total_seconds() >= 0.3

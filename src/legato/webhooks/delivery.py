@@ -598,15 +598,16 @@ class DeliveryWorker:
             f"{last.at.isoformat(timespec='seconds')}, to {last.claim.url}: {last.error}. "
             "Fix the receiver, then enable the endpoint again: pending events are kept."
         )
-        session.execute(
+        disabled = session.execute(
             update(e)
             .where(e.id == endpoint_id, e.enabled.is_(True), e.consecutive_failures >= limit,
                    e.failing_since <= now - lasted)
             .values(enabled=False, disabled_by="failures", disabled_reason=reason, disabled_at=now)
             .execution_options(synchronize_session=False)
         )
-        # A Core statement: the writer's memory of endpoints would not see it.
-        sa_event.listen(session, "after_commit", lambda _s: outbox.forget_endpoints(), once=True)
+        if disabled.rowcount:  # a Core statement: the writer's memory would not see it
+            sa_event.listen(
+                session, "after_commit", lambda _s: outbox.forget_endpoints(), once=True)
 
 
 def _due_now(endpoint_id: str, now: datetime) -> Any:
