@@ -68,9 +68,14 @@ def serve(
 
     from legato.api.app import DriverUnavailable, ServerSettings, create_app
     from legato.service.phones import PhonesError
+    from legato.webhooks.settings import SettingsError, WebhookSettings
 
     if driver not in ("sim", "sip"):
         fail(f"--driver: must be sim or sip, not {driver!r}", 2)
+    try:  # read again by the delivery worker at start-up: refuse bad values before that
+        WebhookSettings.from_env()
+    except SettingsError as exc:
+        fail(str(exc), 2)
     extra: dict[str, Any] = {}
     if driver == "sip":
         from legato.drivers.sip import SipConfigError, SipDriverConfig, Trunk, parse_listen

@@ -43,8 +43,11 @@ class WebhookSettings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value < 0 or (value == 0 and f.name not in _ZERO_ALLOWED):
-                raise SettingsError(f"LEGATO_WEBHOOK_{f.name.upper()}: must be > 0, not {value}")
+            zero_allowed = f.name in _ZERO_ALLOWED
+            if value < 0 or (value == 0 and not zero_allowed):
+                rule = ">= 0" if zero_allowed else "> 0"
+                raise SettingsError(
+                    f"LEGATO_WEBHOOK_{f.name.upper()}: must be {rule}, not {value}")
         if self.lease <= self.timeout:
             raise SettingsError(
                 f"LEGATO_WEBHOOK_LEASE ({self.lease}) must exceed LEGATO_WEBHOOK_TIMEOUT "
